@@ -1,0 +1,64 @@
+"""The error types users see.
+
+Every mistake in user input (a spec file, a search space, a command-line value) raises
+:class:`SpecError`, which carries where the mistake is: file, line, column and the key path
+inside the document. The command line prints ``str(error)`` as one line and exits with
+status 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["HarnessError", "Location", "SpecError", "format_key_path"]
+
+
+class HarnessError(Exception):
+    """Base class of every error harness raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+def format_key_path(path: Sequence[str | int]) -> str:
+    """``("stages", 2, "block", "type")`` -> ``stages.2.block.type``."""
+    return ".".join(str(part) for part in path) or "<root>"
+
+
+class SpecError(HarnessError):
+    """Bad user input: one readable line naming where it is and what is wrong.
+
+    Args:
+        message: what is wrong, in the user's terms.
+        path: key path inside the document (``("stages", 0, "depth")``).
+        location: file position of that key, when known.
+        file: the file name, when the position is not known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Sequence[str | int] = (),
+        location: Location | None = None,
+        file: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = tuple(path)
+        self.location = location
+        self.file = file if file is not None else (location.file if location else None)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = str(self.location) if self.location else (self.file or "<input>")
+        return f"{where}: {format_key_path(self.path)}: {self.message}"

@@ -1,0 +1,63 @@
+"""Field types shared by the spec models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+__all__ = [
+    "Act",
+    "KernelPattern",
+    "KernelTriple",
+    "Node",
+    "Norm",
+    "OddInt",
+    "PadTriple",
+    "PositiveFloat",
+    "PositiveInt",
+    "Triple",
+]
+
+
+class Node(BaseModel):
+    """Base of every spec node: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _triple(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value, value)
+    return value
+
+
+def _pattern(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    return value
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError(f"kernel size {value} must be odd ('same' padding needs odd kernels)")
+    return value
+
+
+PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
+PositiveFloat = Annotated[float, Field(gt=0, le=1_000.0)]
+# A kernel size: odd, so that 'same' padding keeps the shape.
+OddInt = Annotated[int, Field(ge=1, le=99), AfterValidator(_odd)]
+# A (time, height, width) triple; a single integer means the same value on all three axes.
+Triple = Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], BeforeValidator(_triple)]
+KernelTriple = Annotated[tuple[OddInt, OddInt, OddInt], BeforeValidator(_triple)]
+_NonNegative = Annotated[int, Field(ge=0, le=99)]
+PadTriple = Annotated[tuple[_NonNegative, _NonNegative, _NonNegative], BeforeValidator(_triple)]
+# A kernel size, or a list cycled over the blocks of a stage (I3D's [3, 1] pattern).
+KernelPattern = Annotated[
+    tuple[OddInt, ...],
+    BeforeValidator(_pattern),
+    Field(min_length=1, max_length=64),
+]
+Norm = Literal["batch", "none"]  # normalisation after each convolution
+Act = Literal["relu", "swish", "gelu", "none"]  # activation after normalisation

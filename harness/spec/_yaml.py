@@ -1,0 +1,162 @@
+"""Safe YAML loading that remembers where every key came from.
+
+PyYAML's ``SafeLoader`` composes the node graph; we turn it into plain Python data while
+recording the (file, line, column) of every key path, so that validation errors can point
+at the offending line. Only the JSON-like core tags are accepted: a tag that would build
+an object (``!!python/object``) is an error, never executed. Aliases are followed with a
+budget, so an alias bomb ("billion laughs") is rejected instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import Location, SpecError
+
+__all__ = ["Document", "KeyPath", "load_yaml_file", "load_yaml_text"]
+
+KeyPath = tuple[str | int, ...]
+
+MAX_NODES = 100_000  # nodes built, aliases expanded; real specs have a few hundred
+MAX_DEPTH = 64  # nesting depth of mappings and sequences
+MAX_BYTES = 2_000_000  # size of one spec or search-space file
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_TAG}{t}" for t in ("null", "bool", "int", "float", "str")}
+_TIMESTAMP = f"{_TAG}timestamp"
+
+
+@dataclass
+class Document:
+    """Plain data loaded from YAML plus the source location of each key path."""
+
+    data: Any
+    file: str
+    locations: dict[KeyPath, Location] = field(default_factory=dict)
+
+    def locate(self, path: KeyPath) -> Location | None:
+        """Location of ``path``, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            loc = self.locations.get(tuple(path[:end]))
+            if loc is not None:
+                return loc
+        return None
+
+    def error(self, message: str, path: KeyPath) -> SpecError:
+        """A SpecError pointing at ``path`` in this document."""
+        return SpecError(message, path=path, location=self.locate(path), file=self.file)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, recording locations."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.nodes = 0
+        self.locations: dict[KeyPath, Location] = {}
+        self._scalars = yaml.SafeLoader("")  # only its scalar constructors are used
+
+    def loc(self, node: yaml.Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def fail(self, message: str, node: yaml.Node, path: KeyPath) -> SpecError:
+        return SpecError(message, path=path, location=self.loc(node))
+
+    def build(self, node: yaml.Node, path: KeyPath, depth: int = 0) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(
+                f"document expands to more than {MAX_NODES} nodes (alias bomb?)", node, path
+            )
+        if depth > MAX_DEPTH:
+            raise self.fail(f"nesting deeper than {MAX_DEPTH} levels", node, path)
+        self.locations.setdefault(path, self.loc(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != f"{_TAG}seq":
+                raise self.fail(f"tag '{node.tag}' is not allowed", node, path)
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        if node.tag == _TIMESTAMP:
+            return node.value  # dates stay text: specs have no date fields
+        if node.tag not in _SCALAR_TAGS:
+            raise self.fail(f"tag '{node.tag}' is not allowed (specs hold plain data)", node, path)
+        return self._scalars.construct_object(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[Any, Any]:
+        if node.tag != f"{_TAG}map":
+            raise self.fail(f"tag '{node.tag}' is not allowed", node, path)
+        out: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == f"{_TAG}merge":
+                merged.update(self._merge_source(value_node, path, depth))
+                continue
+            key = self._scalar(key_node, path)
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise self.fail(f"key {key!r} must be a name or an index", key_node, path)
+            if key in out:
+                raise self.fail(f"duplicate key '{key}'", key_node, (*path, key))
+            self.locations[(*path, key)] = self.loc(key_node)
+            out[key] = self.build(value_node, (*path, key), depth + 1)
+        return {**merged, **out}
+
+    def _merge_source(self, node: yaml.Node, path: KeyPath, depth: int) -> dict[Any, Any]:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[Any, Any] = {}
+        for source in reversed(sources):
+            value = self.build(source, path, depth + 1)
+            if not isinstance(value, dict):
+                raise self.fail("a '<<' merge needs a mapping", source, path)
+            merged.update(value)
+        return merged
+
+
+def load_yaml_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML text safely into a :class:`Document`.
+
+    Raises:
+        SpecError: on a syntax error, a forbidden tag, duplicate keys or an oversized document.
+    """
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"file is larger than {MAX_BYTES} bytes", file=file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(f"YAML syntax error: {problem}", location=loc, file=file) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"YAML error: {exc}", file=file) from None
+    except RecursionError:
+        raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", file=file) from None
+    if node is None:
+        return Document(data={}, file=file)
+    builder = _Builder(file)
+    try:
+        data = builder.build(node, ())
+    except RecursionError:
+        raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", file=file) from None
+    return Document(data=data, file=file, locations=builder.locations)
+
+
+def load_yaml_file(path: str | Path) -> Document:
+    """Read and parse a YAML file; unreadable files are SpecErrors too."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise SpecError(f"file is larger than {MAX_BYTES} bytes", file=str(path))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read file: {exc}", file=str(path)) from None
+    return load_yaml_text(text, str(path))

@@ -1,0 +1,189 @@
+"""Spec nodes of the residual blocks and other stage building units.
+
+Each block type is one pydantic model with a literal ``type``; :data:`BlockSpec` is their
+discriminated union. The compiler has one builder registered per type (same string).
+Blocks see the stage's widths and strides from the compiler; only what is specific to the
+block lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from harness.spec._types import Act, KernelPattern, KernelTriple, Node, Norm, OddInt, PositiveInt
+
+__all__ = [
+    "BasicBlockSpec",
+    "BlockSpec",
+    "BottleneckBlockSpec",
+    "CSNBlockSpec",
+    "InceptionBranches",
+    "P3DBlockSpec",
+    "PlainBlockSpec",
+    "R2Plus1DBlockSpec",
+    "SepInceptionBlockSpec",
+    "TSMBlockSpec",
+    "X3DBlockSpec",
+]
+
+
+class _Block(Node):
+    # Whether the block has an inner (bottleneck) width: the stage must then give
+    # ``bottleneck_ratio`` or ``inner_width``.
+    uses_inner: ClassVar[bool] = False
+
+    norm: Norm = "batch"  # normalisation after each convolution
+    act: Act = "relu"  # activation after normalisation
+
+    def own_width(self) -> int | None:
+        """Output width fixed by the block itself (inception modules), else None."""
+        return None
+
+
+class PlainBlockSpec(_Block):
+    """conv -> norm -> act, no residual (C3D's layers, S3D's stem convolutions)."""
+
+    type: Literal["plain"] = "plain"
+    kernel: KernelTriple = (3, 3, 3)  # (t, h, w)
+    # full: one t x h x w conv; 2plus1d: 1 x h x w then t x 1 x 1 with a mid width;
+    # separable: the same with mid width = output width (S3D).
+    factorization: Literal["full", "2plus1d", "separable"] = "full"
+    mid_width: PositiveInt | None = None  # (2+1)D mid width; default: R(2+1)D paper formula
+    bias: bool = False  # convolution bias (C3D has bias and no normalisation)
+
+
+class BasicBlockSpec(_Block):
+    """ResNet basic block, two t x k x k convs (R3D; t=1 gives the 2D stages of MCx/rMCx)."""
+
+    type: Literal["basic"] = "basic"
+    temporal_kernel: KernelPattern = (3,)  # per block, cycled over the stage
+    spatial_kernel: OddInt = 3
+
+
+class R2Plus1DBlockSpec(_Block):
+    """Basic block whose convs are (2+1)D: 1 x k x k -> norm/act -> t x 1 x 1.
+
+    The mid width follows the R(2+1)D paper (Tran et al. 2018, eq. 1) so that the pair has
+    the parameters of the full t x k x k conv: M = floor(t k^2 N_in N_out / (k^2 N_in + t N_out)).
+    """
+
+    type: Literal["r2plus1d"] = "r2plus1d"
+    temporal_kernel: KernelPattern = (3,)
+    spatial_kernel: OddInt = 3
+    # Which N_in enters the formula for the block's second conv: the block input width
+    # (as torchvision's r2plus1d_18 computes it, whose published figures we match) or that
+    # conv's own input width (the paper's literal reading).
+    mid_width_from: Literal["block_input", "conv_input"] = "block_input"
+
+
+class BottleneckBlockSpec(_Block):
+    """ResNet bottleneck 1x1x1 -> k x k -> 1x1x1 (C2D, I3D, Slow-only; ResNeXt with groups).
+
+    The temporal kernel sits on the first conv (PySlowFast's convention, ``first``) or on the
+    middle one (``middle``, the inflated-3x3 variant).
+    """
+
+    uses_inner: ClassVar[bool] = True
+    type: Literal["bottleneck"] = "bottleneck"
+    temporal_kernel: KernelPattern = (1,)
+    temporal_kernel_at: Literal["first", "middle"] = "first"
+    spatial_kernel: OddInt = 3
+    groups: PositiveInt = 1  # groups of the middle conv (ResNeXt cardinality)
+
+
+class TSMBlockSpec(_Block):
+    """2D bottleneck with a temporal shift of part of the channels (TSM, Lin et al. 2019).
+
+    Zero extra parameters. ``shift_fraction`` of the channels move one frame back and as many
+    one frame forward; ``residual`` shifts inside the residual branch, ``inplace`` shifts
+    the block input itself.
+    """
+
+    uses_inner: ClassVar[bool] = True
+    type: Literal["tsm"] = "tsm"
+    shift_fraction: float = Field(0.125, gt=0, le=0.5)  # per direction (TSM: 1/8)
+    shift_mode: Literal["residual", "inplace"] = "residual"
+    spatial_kernel: OddInt = 3
+
+
+class CSNBlockSpec(_Block):
+    """Channel-separated bottleneck (CSN, Tran et al. 2019).
+
+    ``ir``: the middle t x k x k conv is depthwise. ``ip``: a 1x1x1 conv followed by the
+    depthwise t x k x k conv.
+    """
+
+    uses_inner: ClassVar[bool] = True
+    type: Literal["csn"] = "csn"
+    variant: Literal["ir", "ip"] = "ir"
+    temporal_kernel: KernelPattern = (3,)
+    spatial_kernel: OddInt = 3
+
+
+class P3DBlockSpec(_Block):
+    """Pseudo-3D bottleneck (Qiu et al. 2017): spatial S = 1xkxk and temporal T = tx1x1.
+
+    A: S then T in series; B: S and T in parallel, summed; C: S, then T added to S's output.
+    """
+
+    uses_inner: ClassVar[bool] = True
+    type: Literal["p3d"] = "p3d"
+    variant: Literal["A", "B", "C"] = "A"
+    temporal_kernel: KernelPattern = (3,)
+    spatial_kernel: OddInt = 3
+
+
+class X3DBlockSpec(_Block):
+    """X3D bottleneck (Feichtenhofer 2020): 1x1x1 -> depthwise t x k x k (+SE) -> swish -> 1x1x1.
+
+    Squeeze-excitation sits on every ``se_every``-th block starting with the first.
+    """
+
+    uses_inner: ClassVar[bool] = True
+    type: Literal["x3d"] = "x3d"
+    temporal_kernel: KernelPattern = (3,)
+    spatial_kernel: OddInt = 3
+    se_ratio: float = Field(0.0625, ge=0, le=1)  # SE width = round_width(inner * ratio); 0 = none
+    se_every: PositiveInt = 2
+    inner_act: Act = "swish"  # activation after the depthwise conv
+
+
+class InceptionBranches(Node):
+    """Widths of an Inception module's four branches (S3D's Mixed_* modules)."""
+
+    b0: PositiveInt  # 1x1x1
+    b1_reduce: PositiveInt  # 1x1x1 before the first separable conv
+    b1: PositiveInt  # separable t x k x k
+    b2_reduce: PositiveInt  # 1x1x1 before the second separable conv
+    b2: PositiveInt  # separable t x k x k
+    b3: PositiveInt  # 1x1x1 after a 3x3x3 max pool
+
+
+class SepInceptionBlockSpec(_Block):
+    """Inception module with separable (1xkxk then tx1x1) convs: S3D, with gating S3D-G."""
+
+    type: Literal["sep_inception"] = "sep_inception"
+    branches: InceptionBranches
+    temporal_kernel: OddInt = 3
+    spatial_kernel: OddInt = 3
+    gating: bool = False  # S3D-G self-gating on each branch output
+
+    def own_width(self) -> int:
+        b = self.branches
+        return b.b0 + b.b1 + b.b2 + b.b3
+
+
+BlockSpec = Annotated[
+    PlainBlockSpec
+    | BasicBlockSpec
+    | R2Plus1DBlockSpec
+    | BottleneckBlockSpec
+    | TSMBlockSpec
+    | CSNBlockSpec
+    | P3DBlockSpec
+    | X3DBlockSpec
+    | SepInceptionBlockSpec,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,101 @@
+"""X3D expansion: a pure function from a spec and factors to a realised spec.
+
+One rounding rule for all of harness: widths to the nearest multiple of 8 (never more than
+10% below the exact value, as PySlowFast/PyTorchVideo round), depths rounded up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.errors import SpecError
+from harness.spec.schema import ExpansionSpec, ModelSpec
+
+__all__ = ["expand", "realise", "round_repeats", "round_width"]
+
+
+def round_width(width: float, factor: float = 1.0, divisor: int = 8) -> int:
+    """Scale a channel width and round it to a multiple of ``divisor``.
+
+    The result is the nearest multiple of ``divisor`` (at least ``divisor``), bumped up by
+    one ``divisor`` when rounding went more than 10% below ``width * factor``.
+    """
+    exact = width * factor
+    rounded = max(divisor, int(exact + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * exact:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats: int, factor: float = 1.0) -> int:
+    """Scale a block count and round it up: ``ceil(repeats * factor)``."""
+    return math.ceil(repeats * factor)
+
+
+def _width(value: int | None, factor: float) -> int | None:
+    if value is None or factor == 1.0:
+        return value
+    return round_width(value, factor)
+
+
+def _expand_block(block: dict[str, Any], f: ExpansionSpec) -> dict[str, Any]:
+    branches = block.get("branches")
+    if branches is not None and f.width != 1.0:
+        block = {**block, "branches": {k: round_width(v, f.width) for k, v in branches.items()}}
+    return block
+
+
+def _expand_stage(stage: dict[str, Any], f: ExpansionSpec, index: int) -> dict[str, Any]:
+    out = dict(stage)
+    out["width"] = _width(stage["width"], f.width)
+    if stage["inner_width"] is not None:
+        inner = _width(stage["inner_width"], f.width)
+        out["inner_width"] = _width(inner, f.bottleneck)
+    if stage["bottleneck_ratio"] is not None:
+        out["bottleneck_ratio"] = stage["bottleneck_ratio"] * f.bottleneck
+    if stage["block"] is not None:
+        out["block"] = _expand_block(stage["block"], f)
+        out["depth"] = round_repeats(stage["depth"], f.depth)
+    else:
+        if f.depth != 1.0:
+            raise SpecError(
+                "the stage lists its blocks one by one; a depth factor cannot repeat them",
+                path=("stages", index, "blocks"),
+            )
+        out["blocks"] = [_expand_block(b, f) for b in stage["blocks"]]
+    return out
+
+
+def expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
+    """Apply expansion ``factors`` to ``spec``; the result carries factors of 1.
+
+    frames x gamma_t (rounded, at least 1); sampling stride / gamma_tau (rounded, at least
+    1); crop size x gamma_s (rounded); every width x gamma_w and inner width x gamma_b
+    (:func:`round_width`); every stage depth x gamma_d (:func:`round_repeats`).
+    Widths a factor of 1 leaves alone stay exactly as written.
+    """
+    if factors.is_identity():
+        return spec
+    data = spec.model_dump(mode="python", round_trip=True)
+    clip = data["clip"]
+    clip["frames"] = max(1, round(clip["frames"] * factors.frames))
+    clip["stride"] = max(1, round(clip["stride"] / factors.stride))
+    clip["size"] = max(1, round(clip["size"] * factors.size))
+    stem = data["stem"]
+    if stem["type"] != "none":
+        stem["width"] = _width(stem["width"], factors.width)
+        stem["mid_width"] = _width(stem["mid_width"], factors.width)
+    data["stages"] = [_expand_stage(s, factors, i) for i, s in enumerate(data["stages"])]
+    head = data["head"]
+    if head.get("conv_ratio") is not None:
+        head["conv_ratio"] = head["conv_ratio"] * factors.bottleneck
+    data["expansion"] = {}
+    out = ModelSpec.model_validate(data)
+    out._origin = spec._origin
+    return out
+
+
+def realise(spec: ModelSpec) -> ModelSpec:
+    """The spec with its own expansion factors applied (what gets built and hashed)."""
+    return expand(spec, spec.expansion)

@@ -1,0 +1,245 @@
+"""Loading specs: YAML -> inheritance and overrides -> validated :class:`ModelSpec`.
+
+A spec may name a ``base`` (a zoo name or a file path relative to itself) and override
+any of its keys. Mappings merge key by key; a mapping with integer keys patches the items
+of a list (``stages: {2: {depth: 4}}``); anything else replaces. A node whose ``type``
+changes is replaced whole, and ``published`` figures are never inherited.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.errors import Location, SpecError
+from harness.spec._yaml import Document, KeyPath, load_yaml_file
+from harness.spec.blocks import BlockSpec  # noqa: F401  (documents the union used below)
+from harness.spec.schema import ModelSpec
+from harness.zoo import zoo_path
+
+__all__ = ["apply_overrides", "load_document", "load_spec", "spec_from_document"]
+
+MAX_BASE_CHAIN = 16
+
+
+def _is_file_ref(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref
+
+
+def _resolve(ref: str | Path, relative_to: Path | None) -> Path:
+    if isinstance(ref, Path) or _is_file_ref(ref):
+        path = Path(ref)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to / path
+        return path
+    return zoo_path(ref)
+
+
+def _merge(base: Any, child: Any) -> Any:
+    if isinstance(base, dict) and isinstance(child, dict):
+        if "type" in child and child.get("type") != base.get("type"):
+            return child
+        merged = dict(base)
+        for key, value in child.items():
+            merged[key] = _merge(base[key], value) if key in base else value
+        return merged
+    if isinstance(base, list) and isinstance(child, dict) and all(
+        isinstance(k, int) for k in child
+    ):
+        patched = list(base)
+        for index, value in child.items():
+            if not -len(base) <= index < len(base):
+                raise IndexError(index)
+            patched[index] = _merge(base[index], value)
+        return patched
+    return child
+
+
+def _merge_documents(base: Document, child: Document) -> Document:
+    base_data = {k: v for k, v in base.data.items() if k != "published"}
+    try:
+        data = _merge(base_data, child.data)
+    except IndexError as exc:
+        raise child.error(f"list index {exc.args[0]} is out of range in the base spec", ())
+    locations = {**base.locations, **child.locations}
+    return Document(data=data, file=child.file, locations=locations)
+
+
+def load_document(ref: str | Path, *, _chain: tuple[Path, ...] = ()) -> Document:
+    """Load a spec file or zoo entry with its ``base`` chain merged in (not yet validated)."""
+    path = _resolve(ref, _chain[-1].parent if _chain else None)
+    if path.resolve() in (p.resolve() for p in _chain) or len(_chain) > MAX_BASE_CHAIN:
+        raise SpecError("'base' chain loops back on itself", path=("base",), file=str(path))
+    doc = load_yaml_file(path)
+    if not isinstance(doc.data, dict):
+        raise doc.error("a spec must be a mapping of keys", ())
+    doc.data.setdefault("name", path.stem)
+    base_ref = doc.data.pop("base", None)
+    if base_ref is None:
+        return doc
+    if not isinstance(base_ref, str):
+        raise doc.error("'base' must be a zoo name or a file path", ("base",))
+    try:
+        base = load_document(base_ref, _chain=(*_chain, path))
+    except SpecError as exc:
+        if exc.location is None and exc.file is None:
+            raise doc.error(exc.message, ("base",)) from None
+        raise
+    return _merge_documents(base, doc)
+
+
+def _parse_key_path(key: str) -> KeyPath:
+    parts: list[str | int] = []
+    for part in key.replace("__", ".").split("."):
+        parts.append(int(part) if part.lstrip("-").isdigit() else part)
+    return tuple(parts)
+
+
+def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
+    """Set ``{"stages.2.depth": 4, "clip__frames": 8}``-style key paths in plain data.
+
+    Nested mappings as values merge like a child spec does.
+    """
+    for key, value in overrides.items():
+        path = _parse_key_path(key)
+        child: Any = value
+        for part in reversed(path):
+            child = {part: child}
+        try:
+            data = _merge(data, child)
+        except IndexError:
+            raise SpecError("list index out of range", path=path, file="<overrides>") from None
+    return data
+
+
+_KNOWN_KEYS: set[str] = set()
+
+
+def _known_keys() -> list[str]:
+    if not _KNOWN_KEYS:
+        from pydantic import BaseModel
+
+        def visit(model: type[BaseModel]) -> None:
+            for name, field in model.model_fields.items():
+                _KNOWN_KEYS.add(name)
+                alias = field.validation_alias
+                _KNOWN_KEYS.update(getattr(alias, "choices", []))
+                for arg in _model_args(field.annotation):
+                    if arg.__name__ not in visited:
+                        visited.add(arg.__name__)
+                        visit(arg)
+
+        visited: set[str] = set()
+        visit(ModelSpec)
+    return sorted(k for k in _KNOWN_KEYS if isinstance(k, str))
+
+
+def _model_args(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    found: list[Any] = []
+    stack = [annotation]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            found.append(item)
+        else:
+            stack.extend(get_args(item))
+    return found
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """Map a pydantic error location onto the key path of the raw data.
+
+    Pydantic inserts the discriminator value (``'bottleneck'``) and validator names into
+    locations; those parts are not keys of the data and are dropped.
+    """
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
+            if node.get("type") == part or part.startswith(("function-", "tagged-union")):
+                continue
+            path.append(part)  # a missing key: point at it, keep going
+            node = None
+        else:
+            break
+    return tuple(path)
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key '{key}'{hint}"
+    if kind == "union_tag_invalid":
+        return f"unknown type '{ctx.get('tag')}'; known types: {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return "missing key 'type'"
+    if kind == "missing":
+        return f"missing required key '{loc[-1]}'"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def spec_from_document(doc: Document, overrides: Mapping[str, Any] | None = None) -> ModelSpec:
+    """Validate merged data as a :class:`ModelSpec`, mapping errors onto file positions."""
+    data = apply_overrides(doc.data, overrides) if overrides else doc.data
+    try:
+        spec = ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = _data_path(data, error["loc"])
+        raise doc.error(_message(error), path) from None
+    spec._origin = doc
+    return spec
+
+
+def load_spec(ref: str | Path | ModelSpec, **overrides: Any) -> ModelSpec:
+    """Load and validate a spec.
+
+    Args:
+        ref: a zoo name (``"x3d_m"``), a YAML path, or an already loaded spec.
+        **overrides: key paths to set, with ``__`` or ``.`` between keys
+            (``load_spec("x3d_m", clip__frames=8)``, ``stages__2__depth=4``).
+
+    Raises:
+        SpecError: naming file, line, column and key path of the first problem.
+    """
+    if isinstance(ref, ModelSpec):
+        if not overrides:
+            return ref
+        origin = ref._origin
+        doc = Document(
+            data=ref.model_dump(mode="python", round_trip=True),
+            file=origin.file if origin else "<spec>",
+            locations=origin.locations if origin else {},
+        )
+    else:
+        doc = load_document(ref)
+    return spec_from_document(doc, overrides)
+
+
+def locate(spec: ModelSpec, error: SpecError) -> SpecError:
+    """Attach the file position of ``error.path`` in ``spec``'s source, if it has none."""
+    if error.location is not None or spec._origin is None:
+        return error
+    origin: Document = spec._origin
+    location: Location | None = origin.locate(error.path)
+    return SpecError(error.message, path=error.path, location=location, file=origin.file)
