@@ -2,6 +2,7 @@
 
 from harness.compiler.blocks import create_block, list_blocks
 from harness.compiler.heads import create_head
+from harness.compiler.inflate import inflate_into, inflate_state_dict, load_2d_checkpoint
 from harness.compiler.network import VideoNet, build_model, init_weights
 from harness.compiler.plan import NetworkPlan, min_clip, plan_network
 from harness.compiler.stems import create_stem
@@ -13,8 +14,11 @@ __all__ = [
     "create_block",
     "create_head",
     "create_stem",
+    "inflate_into",
+    "inflate_state_dict",
     "init_weights",
     "list_blocks",
+    "load_2d_checkpoint",
     "min_clip",
     "plan_network",
 ]

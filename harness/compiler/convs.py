@@ -29,29 +29,49 @@ CONV_UNITS: Registry[ConvUnitFn] = Registry("factorization")
 
 @CONV_UNITS.register("full")
 def _full(
-    *, dim_in: int, dim_out: int, kernel: Triple, stride: Triple, mid_width: int | None,
-    norm: str, act: str, bias: bool,
+    *,
+    dim_in: int,
+    dim_out: int,
+    kernel: Triple,
+    stride: Triple,
+    mid_width: int | None,
+    norm: str,
+    act: str,
+    bias: bool,
 ) -> nn.Module:
     return ConvNormAct(dim_in, dim_out, kernel, stride, norm=norm, act=act, bias=bias)
 
 
 def _spatial_temporal(
-    dim_in: int, dim_mid: int, dim_out: int, kernel: Triple, stride: Triple,
-    norm: str, act: str, bias: bool,
+    dim_in: int,
+    dim_mid: int,
+    dim_out: int,
+    kernel: Triple,
+    stride: Triple,
+    norm: str,
+    act: str,
+    bias: bool,
 ) -> nn.Module:
     t, h, w = kernel
     return nn.Sequential(
-        ConvNormAct(dim_in, dim_mid, (1, h, w), (1, stride[1], stride[2]), norm=norm, act=act,
-                    bias=bias),
-        ConvNormAct(dim_mid, dim_out, (t, 1, 1), (stride[0], 1, 1), norm=norm, act=act,
-                    bias=bias),
+        ConvNormAct(
+            dim_in, dim_mid, (1, h, w), (1, stride[1], stride[2]), norm=norm, act=act, bias=bias
+        ),
+        ConvNormAct(dim_mid, dim_out, (t, 1, 1), (stride[0], 1, 1), norm=norm, act=act, bias=bias),
     )
 
 
 @CONV_UNITS.register("2plus1d")
 def _two_plus_one(
-    *, dim_in: int, dim_out: int, kernel: Triple, stride: Triple, mid_width: int | None,
-    norm: str, act: str, bias: bool,
+    *,
+    dim_in: int,
+    dim_out: int,
+    kernel: Triple,
+    stride: Triple,
+    mid_width: int | None,
+    norm: str,
+    act: str,
+    bias: bool,
 ) -> nn.Module:
     mid = mid_width or _mid(dim_in, dim_out, kernel[0], kernel[1])
     return _spatial_temporal(dim_in, mid, dim_out, kernel, stride, norm, act, bias)
@@ -59,16 +79,30 @@ def _two_plus_one(
 
 @CONV_UNITS.register("separable")
 def _separable(
-    *, dim_in: int, dim_out: int, kernel: Triple, stride: Triple, mid_width: int | None,
-    norm: str, act: str, bias: bool,
+    *,
+    dim_in: int,
+    dim_out: int,
+    kernel: Triple,
+    stride: Triple,
+    mid_width: int | None,
+    norm: str,
+    act: str,
+    bias: bool,
 ) -> nn.Module:
     return _spatial_temporal(dim_in, dim_out, dim_out, kernel, stride, norm, act, bias)
 
 
 @CONV_UNITS.register("dw_temporal")
 def _dw_temporal(
-    *, dim_in: int, dim_out: int, kernel: Triple, stride: Triple, mid_width: int | None,
-    norm: str, act: str, bias: bool,
+    *,
+    dim_in: int,
+    dim_out: int,
+    kernel: Triple,
+    stride: Triple,
+    mid_width: int | None,
+    norm: str,
+    act: str,
+    bias: bool,
 ) -> nn.Module:
     t, h, w = kernel
     return nn.Sequential(
@@ -93,6 +127,12 @@ def create_conv_unit(
 ) -> nn.Module:
     """A (factorised) conv -> norm -> act unit; see the module docstring for the kinds."""
     return CONV_UNITS.get(factorization)(
-        dim_in=dim_in, dim_out=dim_out, kernel=kernel, stride=stride, mid_width=mid_width,
-        norm=norm, act=act, bias=bias,
+        dim_in=dim_in,
+        dim_out=dim_out,
+        kernel=kernel,
+        stride=stride,
+        mid_width=mid_width,
+        norm=norm,
+        act=act,
+        bias=bias,
     )

@@ -52,8 +52,6 @@ def create_features_head(
     return nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(1))
 
 
-def create_head(
-    spec: Any, *, dim_in: int, extent: tuple[int, int, int], classes: int
-) -> nn.Module:
+def create_head(spec: Any, *, dim_in: int, extent: tuple[int, int, int], classes: int) -> nn.Module:
     """Build head ``spec`` on ``dim_in`` channels of ``extent`` = (T, H, W)."""
     return HEADS.get(spec.type)(spec, dim_in=dim_in, extent=extent, classes=classes)

@@ -57,7 +57,7 @@ def conv3d(
     bias: bool = False,
 ) -> nn.Conv3d:
     """A 3D convolution with 'same' padding (kernel // 2)."""
-    padding = tuple(k // 2 for k in kernel)
+    padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     return nn.Conv3d(
         dim_in, dim_out, kernel, stride=stride, padding=padding, groups=groups, bias=bias
     )

@@ -22,6 +22,10 @@ KeyPath = tuple[str | int, ...]
 _AXES = ("frames", "height", "width")
 
 
+class _ClipTooSmall(SpecError):
+    """The clip does not fit the network's strides or pools."""
+
+
 @dataclass(frozen=True)
 class BlockPlan:
     spec: Any  # the block's spec node
@@ -61,9 +65,8 @@ def _stride(shape: Shape, stride: tuple[int, int, int], paths: tuple[KeyPath, ..
     c, *extent = shape
     for axis, n, s, path in zip(_AXES, extent, stride, paths, strict=True):
         if n < s:
-            raise SpecError(
-                f"clip too short or too small: {n} {axis} reach a stride of {s} here; "
-                "use a longer/larger clip or smaller strides",
+            raise _ClipTooSmall(
+                f"clip too short or too small: {n} {axis} reach a stride of {s} here",
                 path=path,
             )
     t, h, w = (math.ceil(n / s) for n, s in zip(extent, stride, strict=True))
@@ -76,10 +79,12 @@ def _pool(shape: Shape, pool: PoolSpec, path: KeyPath) -> Shape:
     out = []
     for axis, n, k, s, p in zip(_AXES, extent, pool.kernel, stride, pool.padding, strict=True):
         if 2 * p > k:
-            raise SpecError(f"padding {p} is more than half the kernel {k}", path=(*path, "padding"))
+            raise SpecError(
+                f"padding {p} is more than half the kernel {k}", path=(*path, "padding")
+            )
         size = (n + 2 * p - k) // s + 1
         if size < 1:
-            raise SpecError(
+            raise _ClipTooSmall(
                 f"clip too short or too small: the pool's kernel {k} exceeds the {n} {axis} "
                 "that reach it",
                 path=(*path, "kernel"),
@@ -104,7 +109,7 @@ def _plan_stage(spec: ModelSpec, index: int, shape: Shape) -> StagePlan:
     path: KeyPath = ("stages", index)
     blocks = []
     for j, block in enumerate(stage.block_specs()):
-        dim_out = block.own_width() or stage.width
+        dim_out = stage.out_width(block)
         stride = (stage.temporal_stride, stage.spatial_stride) if j == 0 else (1, 1)
         keys = ((*path, "temporal_stride"), (*path, "spatial_stride"), (*path, "spatial_stride"))
         out = _stride(shape, (stride[0], stride[1], stride[1]), keys)
@@ -131,8 +136,21 @@ def plan_network(spec: ModelSpec, *, frames: int, size: int) -> NetworkPlan:
     """Walk ``spec`` (already realised) for a ``frames`` x ``size`` x ``size`` clip.
 
     Raises:
-        SpecError: naming the key path of the first layer the clip does not fit.
+        SpecError: naming the key path of the first layer the clip does not fit, and the
+            smallest clip the network accepts.
     """
+    try:
+        return _plan(spec, frames, size)
+    except _ClipTooSmall as exc:
+        need_frames, need_size = min_clip(spec)
+        raise SpecError(
+            f"{exc.message} (a {frames}x{size}x{size} clip; this network needs at least "
+            f"{need_frames} frames of {need_size}x{need_size})",
+            path=exc.path,
+        ) from None
+
+
+def _plan(spec: ModelSpec, frames: int, size: int) -> NetworkPlan:
     shape: Shape = (spec.clip.channels, frames, size, size)
     stem_shape = _plan_stem(spec, shape)
     stages, shape = [], stem_shape
@@ -149,8 +167,8 @@ def plan_network(spec: ModelSpec, *, frames: int, size: int) -> NetworkPlan:
 
 def _fits(spec: ModelSpec, frames: int, size: int) -> bool:
     try:
-        plan_network(spec, frames=frames, size=size)
-    except SpecError:
+        _plan(spec, frames, size)
+    except _ClipTooSmall:
         return False
     return True
 

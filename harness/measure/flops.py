@@ -95,5 +95,3 @@ def count_params(model: nn.Module, *, norm: bool = True) -> int:
         if not isinstance(module, _NORM_TYPES)
         for p in module.parameters(recurse=False)
     )
-
-

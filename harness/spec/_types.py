@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 __all__ = [
     "Act",
@@ -48,16 +48,41 @@ PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
 PositiveFloat = Annotated[float, Field(gt=0, le=1_000.0)]
 # A kernel size: odd, so that 'same' padding keeps the shape.
 OddInt = Annotated[int, Field(ge=1, le=99), AfterValidator(_odd)]
+
+
+def _int_or_list(minimum: int, *, length: int | None = None, max_items: int = 3) -> WithJsonSchema:
+    """JSON Schema of "an integer, or a list of integers" (the YAML shorthand)."""
+    item = {"type": "integer", "minimum": minimum}
+    array: dict[str, Any] = {
+        "type": "array",
+        "items": item,
+        "minItems": length or 1,
+        "maxItems": length or max_items,
+    }
+    return WithJsonSchema({"anyOf": [item, array]})
+
+
 # A (time, height, width) triple; a single integer means the same value on all three axes.
-Triple = Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], BeforeValidator(_triple)]
-KernelTriple = Annotated[tuple[OddInt, OddInt, OddInt], BeforeValidator(_triple)]
+Triple = Annotated[
+    tuple[PositiveInt, PositiveInt, PositiveInt],
+    BeforeValidator(_triple),
+    _int_or_list(1, length=3),
+]
+KernelTriple = Annotated[
+    tuple[OddInt, OddInt, OddInt], BeforeValidator(_triple), _int_or_list(1, length=3)
+]
 _NonNegative = Annotated[int, Field(ge=0, le=99)]
-PadTriple = Annotated[tuple[_NonNegative, _NonNegative, _NonNegative], BeforeValidator(_triple)]
+PadTriple = Annotated[
+    tuple[_NonNegative, _NonNegative, _NonNegative],
+    BeforeValidator(_triple),
+    _int_or_list(0, length=3),
+]
 # A kernel size, or a list cycled over the blocks of a stage (I3D's [3, 1] pattern).
 KernelPattern = Annotated[
     tuple[OddInt, ...],
     BeforeValidator(_pattern),
     Field(min_length=1, max_length=64),
+    _int_or_list(1, max_items=64),
 ]
 Norm = Literal["batch", "none"]  # normalisation after each convolution
 Act = Literal["relu", "swish", "gelu", "none"]  # activation after normalisation

@@ -47,8 +47,10 @@ def _merge(base: Any, child: Any) -> Any:
         for key, value in child.items():
             merged[key] = _merge(base[key], value) if key in base else value
         return merged
-    if isinstance(base, list) and isinstance(child, dict) and all(
-        isinstance(k, int) for k in child
+    if (
+        isinstance(base, list)
+        and isinstance(child, dict)
+        and all(isinstance(k, int) for k in child)
     ):
         patched = list(base)
         for index, value in child.items():
@@ -64,7 +66,8 @@ def _merge_documents(base: Document, child: Document) -> Document:
     try:
         data = _merge(base_data, child.data)
     except IndexError as exc:
-        raise child.error(f"list index {exc.args[0]} is out of range in the base spec", ())
+        message = f"list index {exc.args[0]} is out of range in the base spec"
+        raise child.error(message, ()) from None
     locations = {**base.locations, **child.locations}
     return Document(data=data, file=child.file, locations=locations)
 
@@ -163,10 +166,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
             path.append(part)
             node = node[part]
         elif isinstance(node, dict) and isinstance(part, str) and part not in node:

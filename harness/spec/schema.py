@@ -127,6 +127,13 @@ class StageSpec(Node):
         assert self.block is not None and self.depth is not None
         return (self.block,) * self.depth
 
+    def out_width(self, block: Any) -> int:
+        """Output channels of ``block`` in this stage."""
+        own = block.own_width()
+        width = own if own is not None else self.width
+        assert width is not None, "the validator requires 'width' where blocks need it"
+        return width
+
     def inner(self, width: int) -> int | None:
         """Inner (bottleneck) width for a stage output ``width``."""
         if self.inner_width is not None:

@@ -63,8 +63,9 @@ def create_sep_inception_block(
         return ConvNormAct(dim_a, dim_b, (1, 1, 1), norm=norm, act=act)
 
     def separable(dim_a: int, dim_b: int) -> nn.Module:
-        return create_conv_unit("separable", dim_in=dim_a, dim_out=dim_b, kernel=kernel,
-                                norm=norm, act=act)
+        return create_conv_unit(
+            "separable", dim_in=dim_a, dim_out=dim_b, kernel=kernel, norm=norm, act=act
+        )
 
     branches: list[nn.Module] = [
         unit(dim_in, b.b0),
@@ -74,5 +75,7 @@ def create_sep_inception_block(
     ]
     if spec.gating:
         widths = (b.b0, b.b1, b.b2, b.b3)
-        branches = [nn.Sequential(br, SelfGating(w)) for br, w in zip(branches, widths, strict=True)]
+        branches = [
+            nn.Sequential(br, SelfGating(w)) for br, w in zip(branches, widths, strict=True)
+        ]
     return SepInception(branches)

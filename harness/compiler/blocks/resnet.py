@@ -38,7 +38,12 @@ def _inner(dim_inner: int | None) -> int:
 
 @BLOCKS.register("basic")
 def create_basic_block(
-    spec: BasicBlockSpec, *, dim_in: int, dim_out: int, dim_inner: int | None, stride: Stride,
+    spec: BasicBlockSpec,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: Stride,
     index: int,
 ) -> nn.Module:
     t, s = stride
@@ -47,12 +52,19 @@ def create_basic_block(
         ConvNormAct(dim_in, dim_out, (kt, k, k), (t, s, s), norm=spec.norm, act=spec.act),
         ConvNormAct(dim_out, dim_out, (kt, k, k), norm=spec.norm, act="none"),
     )
-    return Residual(branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm,
-                    act=spec.act)
+    return Residual(
+        branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm, act=spec.act
+    )
 
 
 def _conv2plus1d(
-    dim_in: int, dim_mid: int, dim_out: int, kt: int, k: int, stride: Stride, spec: R2Plus1DBlockSpec,
+    dim_in: int,
+    dim_mid: int,
+    dim_out: int,
+    kt: int,
+    k: int,
+    stride: Stride,
+    spec: R2Plus1DBlockSpec,
     act: str,
 ) -> nn.Sequential:
     t, s = stride
@@ -64,8 +76,13 @@ def _conv2plus1d(
 
 @BLOCKS.register("r2plus1d")
 def create_r2plus1d_block(
-    spec: R2Plus1DBlockSpec, *, dim_in: int, dim_out: int, dim_inner: int | None,
-    stride: Stride, index: int,
+    spec: R2Plus1DBlockSpec,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: Stride,
+    index: int,
 ) -> nn.Module:
     kt, k = pick(spec.temporal_kernel, index), spec.spatial_kernel
     mid1 = mid_width(dim_in, dim_out, kt, k)
@@ -75,14 +92,20 @@ def create_r2plus1d_block(
         _conv2plus1d(dim_in, mid1, dim_out, kt, k, stride, spec, spec.act),
         _conv2plus1d(dim_out, mid2, dim_out, kt, k, (1, 1), spec, "none"),
     )
-    return Residual(branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm,
-                    act=spec.act)
+    return Residual(
+        branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm, act=spec.act
+    )
 
 
 @BLOCKS.register("bottleneck")
 def create_bottleneck_block(
-    spec: BottleneckBlockSpec, *, dim_in: int, dim_out: int, dim_inner: int | None,
-    stride: Stride, index: int,
+    spec: BottleneckBlockSpec,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: Stride,
+    index: int,
 ) -> nn.Module:
     t, s = stride
     inner, k = _inner(dim_inner), spec.spatial_kernel
@@ -90,12 +113,20 @@ def create_bottleneck_block(
     first_t, middle_t = (kt, 1) if spec.temporal_kernel_at == "first" else (1, kt)
     branch = nn.Sequential(
         ConvNormAct(dim_in, inner, (first_t, 1, 1), norm=spec.norm, act=spec.act),
-        ConvNormAct(inner, inner, (middle_t, k, k), (t, s, s), groups=spec.groups,
-                    norm=spec.norm, act=spec.act),
+        ConvNormAct(
+            inner,
+            inner,
+            (middle_t, k, k),
+            (t, s, s),
+            groups=spec.groups,
+            norm=spec.norm,
+            act=spec.act,
+        ),
         ConvNormAct(inner, dim_out, (1, 1, 1), norm=spec.norm, act="none"),
     )
-    return Residual(branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm,
-                    act=spec.act)
+    return Residual(
+        branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm, act=spec.act
+    )
 
 
 class TemporalShift(nn.Module):
@@ -131,7 +162,12 @@ class _ShiftInPlace(nn.Module):
 
 @BLOCKS.register("tsm")
 def create_tsm_block(
-    spec: TSMBlockSpec, *, dim_in: int, dim_out: int, dim_inner: int | None, stride: Stride,
+    spec: TSMBlockSpec,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: Stride,
     index: int,
 ) -> nn.Module:
     t, s = stride
@@ -144,31 +180,48 @@ def create_tsm_block(
     shift = TemporalShift(spec.shift_fraction)
     if spec.shift_mode == "residual":
         layers.insert(0, shift)
-    block = Residual(nn.Sequential(*layers), dim_in=dim_in, dim_out=dim_out, stride=stride,
-                     norm=spec.norm, act=spec.act)
+    block = Residual(
+        nn.Sequential(*layers),
+        dim_in=dim_in,
+        dim_out=dim_out,
+        stride=stride,
+        norm=spec.norm,
+        act=spec.act,
+    )
     return block if spec.shift_mode == "residual" else _ShiftInPlace(shift, block)
 
 
 @BLOCKS.register("csn")
 def create_csn_block(
-    spec: CSNBlockSpec, *, dim_in: int, dim_out: int, dim_inner: int | None, stride: Stride,
+    spec: CSNBlockSpec,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: Stride,
     index: int,
 ) -> nn.Module:
     t, s = stride
     inner, k = _inner(dim_inner), spec.spatial_kernel
     kt = pick(spec.temporal_kernel, index)
-    layers: list[nn.Module] = [ConvNormAct(dim_in, inner, (1, 1, 1), norm=spec.norm,
-                                           act=spec.act)]
+    layers: list[nn.Module] = [ConvNormAct(dim_in, inner, (1, 1, 1), norm=spec.norm, act=spec.act)]
     if spec.variant == "ip":
         # interaction-preserved: keep a 1x1x1 channel-mixing conv before the depthwise one
         layers.append(ConvNormAct(inner, inner, (1, 1, 1), norm=spec.norm, act="none"))
     layers += [
-        ConvNormAct(inner, inner, (kt, k, k), (t, s, s), groups=inner, norm=spec.norm,
-                    act=spec.act),
+        ConvNormAct(
+            inner, inner, (kt, k, k), (t, s, s), groups=inner, norm=spec.norm, act=spec.act
+        ),
         ConvNormAct(inner, dim_out, (1, 1, 1), norm=spec.norm, act="none"),
     ]
-    return Residual(nn.Sequential(*layers), dim_in=dim_in, dim_out=dim_out, stride=stride,
-                    norm=spec.norm, act=spec.act)
+    return Residual(
+        nn.Sequential(*layers),
+        dim_in=dim_in,
+        dim_out=dim_out,
+        stride=stride,
+        norm=spec.norm,
+        act=spec.act,
+    )
 
 
 class _P3DCore(nn.Module):
@@ -192,7 +245,12 @@ class _P3DCore(nn.Module):
 
 @BLOCKS.register("p3d")
 def create_p3d_block(
-    spec: P3DBlockSpec, *, dim_in: int, dim_out: int, dim_inner: int | None, stride: Stride,
+    spec: P3DBlockSpec,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: Stride,
     index: int,
 ) -> nn.Module:
     t, s = stride
@@ -202,11 +260,16 @@ def create_p3d_block(
     # stride; in B both read the block input and both are strided.
     spatial_stride = (t, s, s)
     temporal_stride = (t, s, s) if spec.variant == "B" else (1, 1, 1)
-    spatial = ConvNormAct(inner, inner, (1, k, k), spatial_stride, norm=spec.norm,
-                          act=spec.act if spec.variant != "B" else "none")
+    spatial = ConvNormAct(
+        inner,
+        inner,
+        (1, k, k),
+        spatial_stride,
+        norm=spec.norm,
+        act=spec.act if spec.variant != "B" else "none",
+    )
     temporal = nn.Sequential(
-        nn.Conv3d(inner, inner, (kt, 1, 1), temporal_stride, padding=(kt // 2, 0, 0),
-                  bias=False),
+        nn.Conv3d(inner, inner, (kt, 1, 1), temporal_stride, padding=(kt // 2, 0, 0), bias=False),
         create_norm(spec.norm, inner),
     )
     branch = nn.Sequential(
@@ -214,5 +277,6 @@ def create_p3d_block(
         _P3DCore(spec.variant, spatial, temporal, spec.act),
         ConvNormAct(inner, dim_out, (1, 1, 1), norm=spec.norm, act="none"),
     )
-    return Residual(branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm,
-                    act=spec.act)
+    return Residual(
+        branch, dim_in=dim_in, dim_out=dim_out, stride=stride, norm=spec.norm, act=spec.act
+    )

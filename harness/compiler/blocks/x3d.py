@@ -31,8 +31,15 @@ def create_x3d_block(
     kt, k = pick(spec.temporal_kernel, index), spec.spatial_kernel
     layers: list[nn.Module] = [
         ConvNormAct(dim_in, dim_inner, (1, 1, 1), norm=spec.norm, act=spec.act),
-        ConvNormAct(dim_inner, dim_inner, (kt, k, k), (t, s, s), groups=dim_inner,
-                    norm=spec.norm, act="none"),
+        ConvNormAct(
+            dim_inner,
+            dim_inner,
+            (kt, k, k),
+            (t, s, s),
+            groups=dim_inner,
+            norm=spec.norm,
+            act="none",
+        ),
     ]
     if spec.se_ratio > 0 and index % spec.se_every == 0:
         layers.append(SqueezeExcite(dim_inner, round_width(dim_inner, spec.se_ratio)))
@@ -40,5 +47,11 @@ def create_x3d_block(
         create_act(spec.inner_act),
         ConvNormAct(dim_inner, dim_out, (1, 1, 1), norm=spec.norm, act="none"),
     ]
-    return Residual(nn.Sequential(*layers), dim_in=dim_in, dim_out=dim_out, stride=stride,
-                    norm=spec.norm, act=spec.act)
+    return Residual(
+        nn.Sequential(*layers),
+        dim_in=dim_in,
+        dim_out=dim_out,
+        stride=stride,
+        norm=spec.norm,
+        act=spec.act,
+    )

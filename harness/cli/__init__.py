@@ -1,0 +1,43 @@
+"""The ``harness`` command line.
+
+Every command turns a :class:`~harness.errors.HarnessError` into one line on stderr and
+exit status 2 (usage errors too); no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from harness.cli import _models
+from harness.cli._app import app
+from harness.errors import HarnessError
+
+__all__ = ["app", "main"]
+
+_models.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``harness`` console script."""
+    try:
+        app(args=argv, prog_name="harness", standalone_mode=False)
+    except HarnessError as exc:
+        sys.stderr.write(f"harness: {exc}\n")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("harness: interrupted\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("harness: interrupted\n")
+        sys.exit(130)
+    except typer.exceptions.TyperException as exc:  # usage errors: bad option values
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            sys.stderr.write(f"harness: {exc}\n")
+        sys.exit(getattr(exc, "exit_code", 2))

@@ -1,0 +1,175 @@
+"""``harness compile``, ``harness zoo`` and ``harness schema``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import SpecError
+from harness.report import ModelReport, describe_model
+from harness.spec import ModelSpec, load_spec, parse_figure
+from harness.zoo import list_zoo
+
+console = Console()
+
+Frames = Annotated[int | None, typer.Option("--frames", help="Clip length (default: the spec's).")]
+Size = Annotated[int | None, typer.Option("--size", help="Crop size (default: the spec's).")]
+Classes = Annotated[int | None, typer.Option("--classes", help="Output classes.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise SpecError(f"must be at least 1, got {value}", path=(name,), file="<command line>")
+
+
+def _shape(shape: list[int]) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def _print_report(report: ModelReport) -> None:
+    table = Table(
+        title=f"{report.name}  input {_shape(report.input_shape)}  spec {report.spec_hash[:12]}"
+    )
+    table.add_column("module")
+    table.add_column("output (C x T x H x W)")
+    table.add_column("params", justify="right")
+    table.add_column("GFLOPs", justify="right")
+    for row in report.stages:
+        table.add_row(row.name, _shape(row.output_shape), f"{row.params:,}", f"{row.gflops:.3f}")
+    table.add_section()
+    table.add_row("total", "", f"{report.params:,}", f"{report.gflops:.3f}")
+    console.print(table)
+    console.print(f"params without norm layers: {report.params_no_norm:,}")
+    console.print(f"GFLOPs incl. norm and pooling (gflops_all): {report.gflops_all:.3f}")
+    unsupported = report.unsupported_ops or "none"
+    console.print(f"uncounted operators: {unsupported}")
+    console.print(f"[dim]{report.flop_convention}[/dim]")
+
+
+def compile_command(
+    spec: Annotated[str, typer.Argument(help="A YAML spec file or a zoo name.")],
+    frames: Frames = None,
+    size: Size = None,
+    classes: Classes = None,
+    as_json: Json = False,
+) -> None:
+    """Compile a spec and print its per-stage shapes, parameters and GFLOPs."""
+    for name, value in (("--frames", frames), ("--size", size), ("--classes", classes)):
+        _positive(name, value)
+    report = describe_model(spec, frames=frames, size=size, classes=classes)
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        _print_report(report)
+
+
+def _zoo_row(spec: ModelSpec, check: bool) -> dict[str, Any]:
+    published = spec.published
+    if check and published is not None:
+        report = describe_model(
+            spec, frames=published.frames, size=published.size, classes=published.classes
+        )
+    else:
+        report = describe_model(spec)
+    row: dict[str, Any] = {
+        "name": spec.name,
+        "description": spec.description,
+        "input_shape": report.input_shape,
+        "params": report.params,
+        "params_no_norm": report.params_no_norm,
+        "gflops": report.gflops,
+        "gflops_all": report.gflops_all,
+        "unsupported_ops": report.unsupported_ops,
+    }
+    if published is not None:
+        row["published"] = published.model_dump(mode="json")
+    if check and published is not None:
+        row["matches_published"] = _matches(report, spec)
+    return row
+
+
+def _matches(report: ModelReport, spec: ModelSpec) -> bool:
+    """Params within 0.5% and GFLOPs within 2% of the published figures (or their rounding)."""
+    published = spec.published
+    assert published is not None
+    ok = True
+    if published.params is not None:
+        value, half_unit = parse_figure(published.params)
+        ours = report.params if published.params_convention == "all" else report.params_no_norm
+        ok &= abs(ours - value) <= max(0.005 * value, half_unit)
+    if published.gflops is not None:
+        value, half_unit = parse_figure(published.gflops)
+        ours_g = report.gflops if published.gflops_convention == "compute" else report.gflops_all
+        ok &= abs(ours_g - value) <= max(0.02 * value, half_unit)
+    return bool(ok)
+
+
+def zoo_command(
+    as_json: Json = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Measure at each published input and compare.")
+    ] = False,
+) -> None:
+    """List every zoo model with its parameters and GFLOPs."""
+    rows = []
+    with console.status("measuring the zoo...", spinner="dots") if not as_json else _null():
+        for name in list_zoo():
+            rows.append(_zoo_row(load_spec(name), check))
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title="harness zoo" + (" (at the published inputs)" if check else ""))
+    for column in ("name", "input", "params", "GFLOPs", "published params", "published GFLOPs"):
+        table.add_column(column, justify="left" if column == "name" else "right")
+    if check:
+        table.add_column("match")
+    for row in rows:
+        pub = row.get("published") or {}
+        cells = [
+            row["name"],
+            _shape(row["input_shape"]),
+            f"{row['params'] / 1e6:.2f}M",
+            f"{row['gflops']:.3f}",
+            str(pub.get("params", "")),
+            str(pub.get("gflops", "")),
+        ]
+        if check:
+            match = row.get("matches_published")
+            cells.append("" if match is None else "yes" if match else "NO")
+        table.add_row(*cells)
+    console.print(table)
+    if check and not all(row.get("matches_published", True) for row in rows):
+        raise typer.Exit(1)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def schema_command() -> None:
+    """Print the JSON Schema of a spec file (for editor completion and validation)."""
+    schema = ModelSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema.setdefault("properties", {})["base"] = {
+        "type": "string",
+        "description": "A zoo name or a YAML path (relative to this file) to inherit from.",
+    }
+    typer.echo(json.dumps(schema, indent=2))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compile")(compile_command)
+    app.command("zoo")(zoo_command)
+    app.command("schema")(schema_command)
+
+
+__all__ = ["load_spec", "register"]
