@@ -109,6 +109,13 @@ def _matches(report: ModelReport, spec: ModelSpec) -> bool:
     return bool(ok)
 
 
+def _params_cell(row: dict[str, Any]) -> str:
+    """Parameters in the convention of the published figure (* = without norm layers)."""
+    if (row.get("published") or {}).get("params_convention") == "no_norm":
+        return f"{row['params_no_norm'] / 1e6:.2f}M*"
+    return f"{row['params'] / 1e6:.2f}M"
+
+
 def zoo_command(
     as_json: Json = False,
     check: Annotated[
@@ -132,8 +139,8 @@ def zoo_command(
         pub = row.get("published") or {}
         cells = [
             row["name"],
-            _shape(row["input_shape"]),
-            f"{row['params'] / 1e6:.2f}M",
+            f"{row['input_shape'][1]}x{row['input_shape'][2]}",
+            _params_cell(row),
             f"{row['gflops']:.3f}",
             str(pub.get("params", "")),
             str(pub.get("gflops", "")),
@@ -143,6 +150,8 @@ def zoo_command(
             cells.append("" if match is None else "yes" if match else "NO")
         table.add_row(*cells)
     console.print(table)
+    console.print("[dim]input: frames x crop; * parameters without normalisation layers, "
+                  "as the source counts them[/dim]")
     if check and not all(row.get("matches_published", True) for row in rows):
         raise typer.Exit(1)
 
