@@ -1,21 +1,44 @@
 """What a spec costs, per stage: the figures ``harness compile`` prints.
 
-Composes the three rooms: load the spec, compile it, measure the model.
+Composes the three rooms: load the spec, compile it, measure the model. Training memory
+(at a batch size) and latency are measured or simulated on request, and looked up in a
+:class:`~harness.measure.CostCache` first when one is given.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from harness.compiler import VideoNet, build_model
-from harness.measure import count_flops, count_params, example_input
+from harness.errors import SpecError
+from harness.measure import (
+    CostCache,
+    CostKey,
+    Latency,
+    TrainMemory,
+    count_flops,
+    count_params,
+    estimate_train_memory,
+    example_input,
+    measure_latency,
+    measure_train_memory,
+)
 from harness.spec import ModelSpec, load_spec, realise, spec_hash
 
-__all__ = ["FLOP_CONVENTION", "ModelReport", "StageRow", "describe_model"]
+__all__ = [
+    "FLOP_CONVENTION",
+    "MEMORY_METHODS",
+    "LatencyOptions",
+    "ModelReport",
+    "StageRow",
+    "describe_model",
+    "memory_method",
+]
 
 FLOP_CONVENTION = (
     "gflops: conv/linear/matmul/einsum/attention multiply-adds (1 multiply-add = 1 FLOP), "
@@ -48,9 +71,55 @@ class ModelReport:
     unsupported_ops: dict[str, int]
     stages: list[StageRow] = field(default_factory=list)
     flop_convention: str = FLOP_CONVENTION
+    train_memory: TrainMemory | None = None  # with a batch size
+    latency: Latency | None = None  # on request
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field, plus flat cost figures (null when not requested)."""
+        return {**asdict(self), **self.cost_summary()}
+
+    def cost_summary(self) -> dict[str, Any]:
+        """``train_memory_mb`` (MiB), ``latency_ms`` (medians) and the method of each."""
+        memory, latency = self.train_memory, self.latency
+        forward = latency.forward if latency else None
+        both = latency.forward_backward if latency else None
+        return {
+            "train_memory_mb": memory.peak_mb if memory else None,
+            "train_memory_method": memory.method if memory else None,
+            "train_memory_oom": memory.oom if memory else None,
+            "latency_ms": forward.median if forward else None,
+            "latency_iqr_ms": forward.iqr if forward else None,
+            "latency_fwd_bwd_ms": both.median if both else None,
+            "latency_fwd_bwd_iqr_ms": both.iqr if both else None,
+            "latency_method": latency.method if latency else None,
+            "latency_oom": latency.oom if latency else None,
+        }
+
+
+@dataclass(frozen=True)
+class LatencyOptions:
+    """How to time: see :func:`harness.measure.measure_latency`."""
+
+    threads: int | None = None
+    channels_last: bool = False
+    compile: bool = False
+    warmup: int = 3
+    repeats: int = 10
+
+
+MEMORY_METHODS = ("auto", "measure", "estimate")
+
+
+def memory_method(method: str, device: str) -> str:
+    """``measure`` or ``estimate``; ``auto`` measures on CUDA and simulates on the CPU."""
+    if method not in MEMORY_METHODS:
+        raise SpecError(
+            f"unknown memory method '{method}'; known: {', '.join(MEMORY_METHODS)}",
+            path=("memory",),
+        )
+    if method == "auto":
+        return "measure" if device.startswith("cuda") else "estimate"
+    return method
 
 
 def _module_params(model: torch.nn.Module) -> int:
@@ -89,17 +158,35 @@ def describe_model(
     frames: int | None = None,
     size: int | None = None,
     classes: int | None = None,
+    batch: int | None = None,
+    latency: LatencyOptions | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    memory: str = "auto",
+    optimizer: str = "sgd",
+    cache: CostCache | None = None,
 ) -> ModelReport:
-    """Compile ``spec`` and count its parameters and FLOPs at ``frames`` x ``size``."""
+    """Compile ``spec`` and count its parameters and FLOPs at ``frames`` x ``size``.
+
+    Args:
+        batch: also report the training-step memory at this batch size.
+        latency: also time inference and forward+backward (at ``batch``, or 1).
+        device: where to measure (or, for simulated memory, which device to simulate).
+        precision: fp32, or bf16/fp16 autocast.
+        memory: ``measure``, ``estimate`` (simulate) or ``auto`` (see :func:`memory_method`).
+        optimizer: the optimizer of the training step.
+        cache: look costs up here first, and store them.
+    """
     loaded = load_spec(spec)
     real = realise(loaded)
     classes = classes or real.classes
     model = build_model(loaded, frames=frames, size=size, classes=classes)
     shape = model.plan.input_shape
+    digest = spec_hash(loaded)
     flops = count_flops(model, example_input(shape))
-    return ModelReport(
+    report = ModelReport(
         name=loaded.name,
-        spec_hash=spec_hash(loaded),
+        spec_hash=digest,
         input_shape=list(shape),
         classes=classes,
         params=count_params(model),
@@ -109,3 +196,45 @@ def describe_model(
         unsupported_ops=flops.unsupported_ops,
         stages=_stage_rows(model, flops.by_module, classes),
     )
+    costs: dict[str, Any] = {}
+
+    def key(kind: str, at: int, **options: Any) -> CostKey:
+        return CostKey.of(
+            digest, shape, batch=at, device=device, precision=precision, kind=kind,
+            classes=classes, **options,
+        )  # fmt: skip
+
+    if batch is not None:
+        method = memory_method(memory, device)
+        measure = measure_train_memory if method == "measure" else estimate_train_memory
+        costs["train_memory"] = _cached(
+            cache,
+            key(f"train_memory/{method}", batch, optimizer=optimizer),
+            lambda: measure(
+                model, shape, batch=batch, device=device, precision=precision, optimizer=optimizer
+            ),
+            TrainMemory.from_json,
+        )
+    if latency is not None:
+        options = asdict(latency)
+        costs["latency"] = _cached(
+            cache,
+            key("latency", batch or 1, **options),
+            lambda: measure_latency(
+                model, shape, batch=batch or 1, device=device, precision=precision, **options
+            ),
+            Latency.from_json,
+        )
+    return replace(report, **costs)
+
+
+R = TypeVar("R", TrainMemory, Latency)
+
+
+def _cached(
+    cache: CostCache | None,
+    key: CostKey,
+    compute: Callable[[], R],
+    load: Callable[[dict[str, Any]], R],
+) -> R:
+    return compute() if cache is None else cache.get_or_compute(key, compute, load)

@@ -3,7 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The dashboard's browser test drives Debian's Chromium (nothing is downloaded at test time).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  { $SUDO apt-get update && $SUDO apt-get install -y chromium; } ||
+    echo "test.sh: could not install chromium; the browser tests will be skipped" >&2
+fi
 . .venv/bin/activate
-ruff check harness tests benchmarks
+# A real PostgreSQL server for the multi-worker search tests (stopped at exit).
+. scripts/postgres.sh
+ruff check harness dashboard tests benchmarks
 mypy
 python -m pytest -n 2 "$@"

@@ -10,13 +10,16 @@ import sys
 
 import typer
 
-from harness.cli import _models
+from harness.cli import _dashboard, _models, _search, _train
 from harness.cli._app import app
 from harness.errors import HarnessError
 
 __all__ = ["app", "main"]
 
 _models.register(app)
+_train.register(app)
+_dashboard.register(app)
+_search.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

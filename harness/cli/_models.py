@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import SpecError
-from harness.report import ModelReport, describe_model
+from harness.measure import MIB, OPTIMIZERS, CostCache, get_device, get_precision
+from harness.report import (
+    MEMORY_METHODS,
+    LatencyOptions,
+    ModelReport,
+    describe_model,
+    memory_method,
+)
 from harness.spec import ModelSpec, load_spec, parse_figure
 from harness.zoo import list_zoo
 
@@ -20,11 +27,52 @@ Frames = Annotated[int | None, typer.Option("--frames", help="Clip length (defau
 Size = Annotated[int | None, typer.Option("--size", help="Crop size (default: the spec's).")]
 Classes = Annotated[int | None, typer.Option("--classes", help="Output classes.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+Batch = Annotated[
+    int | None, typer.Option("--batch", help="Report training-step memory at this batch size.")
+]
+Latency = Annotated[
+    bool, typer.Option("--latency", help="Time inference and forward+backward (at --batch or 1).")
+]
+Device = Annotated[str, typer.Option("--device", help="cpu or cuda: where to measure.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).")]
+Memory = Annotated[
+    str,
+    typer.Option(
+        "--memory",
+        help="measure (run a step), estimate (simulate it) or auto (measure on cuda only).",
+    ),
+]
+Optimizer = Annotated[str, typer.Option("--optimizer", help="Optimizer of the training step.")]
+Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for --latency.")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="Time in channels_last_3d.")]
+Compile = Annotated[bool, typer.Option("--compile", help="Time torch.compile(model).")]
+NoCache = Annotated[
+    bool, typer.Option("--no-cache", help="Recompute costs instead of reading the cache.")
+]
+
+CLI = "<command line>"
 
 
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
-        raise SpecError(f"must be at least 1, got {value}", path=(name,), file="<command line>")
+        raise SpecError(f"must be at least 1, got {value}", path=(name,), file=CLI)
+
+
+def _check_costs(
+    batch: int | None, latency: bool, device: str, precision: str, memory: str, optimizer: str
+) -> None:
+    """Reject bad cost options before anything is built, naming the option."""
+    if memory not in MEMORY_METHODS:
+        known = ", ".join(MEMORY_METHODS)
+        raise SpecError(f"unknown method '{memory}'; known: {known}", path=("--memory",), file=CLI)
+    if optimizer not in OPTIMIZERS:
+        known = ", ".join(OPTIMIZERS.names())
+        raise SpecError(
+            f"unknown optimizer '{optimizer}'; known: {known}", path=("--optimizer",), file=CLI
+        )
+    runs_here = latency or (batch is not None and memory_method(memory, device) == "measure")
+    get_device(device, present=runs_here, path=("--device",), file=CLI)
+    get_precision(precision, path=("--precision",), file=CLI)
 
 
 def _shape(shape: list[int]) -> str:
@@ -48,7 +96,47 @@ def _print_report(report: ModelReport) -> None:
     console.print(f"GFLOPs incl. norm and pooling (gflops_all): {report.gflops_all:.3f}")
     unsupported = report.unsupported_ops or "none"
     console.print(f"uncounted operators: {unsupported}")
+    _print_costs(report)
     console.print(f"[dim]{report.flop_convention}[/dim]")
+
+
+def _mib(n: int) -> str:
+    return f"{n / MIB:,.1f}"
+
+
+def _print_costs(report: ModelReport) -> None:
+    memory, latency = report.train_memory, report.latency
+    if memory is not None:
+        where = f"batch {memory.batch}, {memory.device}, {memory.precision}, {memory.optimizer}"
+        if memory.peak_bytes is None:
+            figure = "out of memory (over budget)"
+        else:
+            figure = f"{_mib(memory.peak_bytes)} MiB peak"
+        console.print(f"training-step memory ({where}): {figure}  (method: {memory.method})")
+        console.print(
+            f"  parameters {_mib(memory.param_bytes)}, gradients {_mib(memory.grad_bytes)}, "
+            f"optimizer state {_mib(memory.optimizer_bytes)}, saved activations "
+            f"{_mib(memory.saved_bytes)}, batch {_mib(memory.input_bytes)} MiB"
+        )
+    if latency is not None:
+        threads = f", threads={latency.threads}" if latency.threads else ""
+        options = "".join(
+            f", {name}"
+            for name, on in (
+                ("channels_last_3d", latency.channels_last),
+                ("torch.compile", latency.compiled),
+            )
+            if on
+        )
+        where = f"batch {latency.batch}, {latency.device}{threads}, {latency.precision}{options}"
+        if latency.forward is None:
+            console.print(f"latency ({where}): out of memory  (method: {latency.method})")
+            return
+        parts = [f"forward {latency.forward.median:.2f} ms (IQR {latency.forward.iqr:.2f})"]
+        if latency.forward_backward is not None:
+            both = latency.forward_backward
+            parts.append(f"forward+backward {both.median:.2f} ms (IQR {both.iqr:.2f})")
+        console.print(f"latency ({where}): {', '.join(parts)}  (method: {latency.method})")
 
 
 def compile_command(
@@ -57,11 +145,45 @@ def compile_command(
     size: Size = None,
     classes: Classes = None,
     as_json: Json = False,
+    batch: Batch = None,
+    latency: Latency = False,
+    device: Device = "cpu",
+    precision: Precision = "fp32",
+    memory: Memory = "auto",
+    optimizer: Optimizer = "sgd",
+    threads: Threads = None,
+    channels_last: ChannelsLast = False,
+    compile: Compile = False,
+    no_cache: NoCache = False,
 ) -> None:
-    """Compile a spec and print its per-stage shapes, parameters and GFLOPs."""
-    for name, value in (("--frames", frames), ("--size", size), ("--classes", classes)):
+    """Compile a spec and print its per-stage shapes, parameters and GFLOPs.
+
+    With --batch, also the peak memory of a training step; with --latency, inference and
+    forward+backward times. Costs are cached by spec hash (see harness.measure.cache).
+    """
+    for name, value in (
+        ("--frames", frames),
+        ("--size", size),
+        ("--classes", classes),
+        ("--batch", batch),
+        ("--threads", threads),
+    ):
         _positive(name, value)
-    report = describe_model(spec, frames=frames, size=size, classes=classes)
+    _check_costs(batch, latency, device, precision, memory, optimizer)
+    timing = LatencyOptions(threads, channels_last, compile) if latency else None
+    report = describe_model(
+        spec,
+        frames=frames,
+        size=size,
+        classes=classes,
+        batch=batch,
+        latency=timing,
+        device=device,
+        precision=precision,
+        memory=memory,
+        optimizer=optimizer,
+        cache=None if no_cache else CostCache(),
+    )
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
@@ -150,8 +272,10 @@ def zoo_command(
             cells.append("" if match is None else "yes" if match else "NO")
         table.add_row(*cells)
     console.print(table)
-    console.print("[dim]input: frames x crop; * parameters without normalisation layers, "
-                  "as the source counts them[/dim]")
+    console.print(
+        "[dim]input: frames x crop; * parameters without normalisation layers, "
+        "as the source counts them[/dim]"
+    )
     if check and not all(row.get("matches_published", True) for row in rows):
         raise typer.Exit(1)
 

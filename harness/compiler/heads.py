@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from harness.compiler.layers import ConvNormAct, create_act
+from harness.errors import SpecError
 from harness.registry import Registry
 from harness.spec.schema import ClassifierHeadSpec
 
@@ -23,8 +24,14 @@ def head_width(spec: ClassifierHeadSpec, dim_in: int) -> int:
 
 @HEADS.register("classifier")
 def create_classifier_head(
-    spec: ClassifierHeadSpec, *, dim_in: int, extent: tuple[int, int, int], classes: int
+    spec: ClassifierHeadSpec,
+    *,
+    dim_in: int,
+    extent: tuple[int, int, int],
+    classes: int,
+    tokens: str = "map",
 ) -> nn.Module:
+    _needs_map(spec, tokens)
     layers: list[nn.Module] = []
     dim = head_width(spec, dim_in)
     if spec.conv_ratio:
@@ -47,11 +54,22 @@ def create_classifier_head(
 
 @HEADS.register("features")
 def create_features_head(
-    spec: Any, *, dim_in: int, extent: tuple[int, int, int], classes: int
+    spec: Any, *, dim_in: int, extent: tuple[int, int, int], classes: int, tokens: str = "map"
 ) -> nn.Module:
+    _needs_map(spec, tokens)
     return nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(1))
 
 
-def create_head(spec: Any, *, dim_in: int, extent: tuple[int, int, int], classes: int) -> nn.Module:
-    """Build head ``spec`` on ``dim_in`` channels of ``extent`` = (T, H, W)."""
-    return HEADS.get(spec.type)(spec, dim_in=dim_in, extent=extent, classes=classes)
+def create_head(
+    spec: Any, *, dim_in: int, extent: tuple[int, int, int], classes: int, tokens: str = "map"
+) -> nn.Module:
+    """Build head ``spec`` on ``dim_in`` channels of ``extent`` = (T, H, W).
+
+    ``tokens`` is the layout the head reads (a feature ``map``, or a token layout).
+    """
+    return HEADS.get(spec.type)(spec, dim_in=dim_in, extent=extent, classes=classes, tokens=tokens)
+
+
+def _needs_map(spec: Any, tokens: str) -> None:
+    if tokens != "map":
+        raise SpecError(f"head type '{spec.type}' reads a feature map; tokens need 'tokens'")

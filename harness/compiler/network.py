@@ -11,37 +11,62 @@ from torch import nn
 
 from harness.compiler.blocks import create_block
 from harness.compiler.heads import create_head
-from harness.compiler.plan import NetworkPlan, StagePlan, plan_network
+from harness.compiler.pathways import (
+    Inputs,
+    PathwayStep,
+    create_consensus,
+    create_join,
+    create_lateral,
+)
+from harness.compiler.plan import Grid, NetworkPlan, PathwayPlan, StagePlan, plan_network
 from harness.compiler.stems import create_pool, create_stem
+from harness.compiler.tokens import TokenHead  # noqa: F401  (registers patch stem, token head)
 from harness.errors import SpecError
 from harness.spec import ModelSpec, load_spec, locate, realise
+from harness.spec.pathways import ConcatJoinSpec
 
 __all__ = ["VideoNet", "build_model", "init_weights"]
 
 
 class VideoNet(nn.Module):
-    """stem -> stages -> head, as compiled from a spec.
+    """inputs -> stem -> stages -> head [-> consensus], as compiled from a spec.
 
-    Takes a ``(B, C, T, H, W)`` clip (or a one-entry mapping of named clips) and returns
-    ``(B, classes)`` scores. ``plan`` keeps the compiler's bookkeeping (per-stage shapes).
+    Takes a ``(B, C, T, H, W)`` clip, or a mapping of named clips (``{"rgb": ..., "flow":
+    ...}``), or the named clips stacked over channels in declared order; returns
+    ``(B, classes)`` scores. In a multi-pathway network the stem and every stage are
+    ``PathwayStep`` modules passing a dict of pathway features.
+    ``plan`` keeps the compiler's bookkeeping (per-pathway, per-stage shapes).
     """
 
     def __init__(
-        self, stem: nn.Module, stages: list[nn.Module], head: nn.Module, plan: NetworkPlan
+        self,
+        stem: nn.Module,
+        stages: list[nn.Module],
+        head: nn.Module,
+        plan: NetworkPlan,
+        *,
+        inputs: nn.Module,
+        consensus: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.inputs = inputs
         self.stem = stem
         self.stages = nn.ModuleList(stages)
         self.head = head
+        self.consensus = consensus if consensus is not None else nn.Identity()
         self.plan = plan
 
     def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if isinstance(x, Mapping):
-            (x,) = x.values()
+        x = self.inputs(x)
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        return self.head(x)
+        return self.consensus(self.head(x))
+
+    def example_inputs(self, batch: int = 1) -> dict[str, torch.Tensor]:
+        """Random named inputs of the shapes the network was built for."""
+        _, t, h, w = self.plan.input_shape
+        return {name: torch.randn(batch, c, t, h, w) for name, c in self.plan.inputs}
 
 
 def _build_stage(stage: StagePlan) -> nn.Module:
@@ -56,6 +81,7 @@ def _build_stage(stage: StagePlan) -> nn.Module:
                     dim_inner=block.dim_inner,
                     stride=block.stride,
                     index=block.index,
+                    grid=block.grid,
                 )
             )
         except SpecError as exc:
@@ -63,6 +89,41 @@ def _build_stage(stage: StagePlan) -> nn.Module:
     if stage.pool is not None:
         layers.append(create_pool(stage.pool))
     return nn.Sequential(*layers)
+
+
+def _build_stem(pathway: PathwayPlan) -> nn.Module:
+    _, t, h, w = pathway.stem_shape
+    grid = Grid(t, h, w, pathway.stem_tokens, pathway.stem_declared)
+    try:
+        return create_stem(pathway.stem, dim_in=pathway.input_shape[0], grid=grid)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=(*pathway.path, "stem", *exc.path)) from None
+
+
+def _build_head(spec: ModelSpec, plan: NetworkPlan, classes: int) -> nn.Module:
+    try:
+        if spec.pathways is not None:
+            join = spec.join if spec.join is not None else ConcatJoinSpec()
+            return create_join(join, head=spec.head, plan=plan, classes=classes)
+        c, t, h, w = plan.output_shape
+        return create_head(
+            spec.head, dim_in=c, extent=(t, h, w), classes=classes, tokens=plan.tokens_out
+        )
+    except SpecError as exc:
+        raise SpecError(exc.message, path=("head", *exc.path)) from None
+
+
+def _build_steps(plan: NetworkPlan) -> tuple[nn.Module, list[nn.Module]]:
+    """Multi-pathway: one PathwayStep per position (stem, stage 0, ...), laterals inside."""
+    laterals: dict[str | int, list[nn.Module]] = {}
+    for lateral in plan.laterals:
+        laterals.setdefault(lateral.position, []).append(create_lateral(lateral))
+    stem = PathwayStep({p.name: _build_stem(p) for p in plan.pathways}, laterals.get("stem", []))
+    stages: list[nn.Module] = []
+    for i in range(len(plan.trunk.stages)):
+        layers = {p.name: _build_stage(p.stages[i]) for p in plan.pathways if i < len(p.stages)}
+        stages.append(PathwayStep(layers, laterals.get(i, [])))
+    return stem, stages
 
 
 def init_weights(model: nn.Module) -> None:
@@ -87,11 +148,21 @@ def init_weights(model: nn.Module) -> None:
 
 def _compile(spec: ModelSpec, *, frames: int, size: int, classes: int) -> VideoNet:
     plan = plan_network(spec, frames=frames, size=size)
-    stem = create_stem(spec.stem, dim_in=spec.clip.channels)
-    stages = [_build_stage(stage) for stage in plan.stages]
-    c, t, h, w = plan.output_shape
-    head = create_head(spec.head, dim_in=c, extent=(t, h, w), classes=classes)
-    model = VideoNet(stem, stages, head, plan)
+    single = spec.pathways is None
+    if single:
+        (pathway,) = plan.pathways
+        stem, stages = _build_stem(pathway), [_build_stage(s) for s in pathway.stages]
+    else:
+        stem, stages = _build_steps(plan)
+    reads = {p.name: (p.inputs, p.frame_stride) for p in plan.pathways}
+    inputs = Inputs(plan.inputs, reads, segments=plan.segments, single=single)
+    consensus = None
+    if spec.segments is not None:
+        consensus = create_consensus(
+            spec.segments.consensus, segments=plan.segments, classes=classes
+        )
+    head = _build_head(spec, plan, classes)
+    model = VideoNet(stem, stages, head, plan, inputs=inputs, consensus=consensus)
     init_weights(model)
     return model
 

@@ -1,29 +1,64 @@
 """The compiler's bookkeeping: channels, strides and clip extents, without torch.
 
-:func:`plan_network` walks the spec once, layer by layer, and records what every builder
-will be given (input and output widths, strides, the extent each layer sees). Every shape
-problem (a clip too short for the network's strides, a pool larger than its input) is
-found here and named by its key path, before any module exists.
+:func:`plan_network` walks the spec once, position by position (stem, stage 0, stage 1,
+...), over every pathway in step, and records what every builder will be given: input and
+output widths, strides, the extent and token layout each layer sees, and the frame ratio
+(alpha) each lateral connection bridges. Every shape problem (a clip too short for the
+network's strides, a pool larger than its input, a frame stride that does not divide the
+clip, heads that do not divide a width) is found here and named by its key path, before any
+module exists. A single-pathway spec is planned as one pathway whose key paths have no
+``pathways.<i>`` prefix.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import SpecError
-from harness.spec.schema import ConvStemSpec, ModelSpec, PoolSpec
+from harness.spec.attention import PatchStemSpec
+from harness.spec.pathways import LateralSpec
+from harness.spec.schema import ConvStemSpec, ModelSpec, PathwaySpec, PoolSpec
 
-__all__ = ["BlockPlan", "NetworkPlan", "StagePlan", "min_clip", "plan_network"]
+__all__ = [
+    "BlockPlan",
+    "Grid",
+    "LateralPlan",
+    "NetworkPlan",
+    "PathwayPlan",
+    "StagePlan",
+    "min_clip",
+    "plan_network",
+]
 
 Shape = tuple[int, int, int, int]  # (channels, frames, height, width)
+Extent = tuple[int, int, int]  # (frames, height, width)
 KeyPath = tuple[str | int, ...]
+# Layout of what flows between layers: a (B, C, T, H, W) feature ``map``, or (B, N, C)
+# tokens on the T x H x W grid with no class token (``patches``), one class token first
+# (``cls``), or one class token at the start of every frame (``frame_cls``).
+MAP = "map"
 _AXES = ("frames", "height", "width")
 
 
-class _ClipTooSmall(SpecError):
-    """The clip does not fit the network's strides or pools."""
+class _ClipDoesNotFit(SpecError):
+    """The clip does not fit the network's strides, pools or frame ratios."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The extent and token layout a layer reads."""
+
+    frames: int
+    height: int
+    width: int
+    tokens: str = MAP
+    declared: Extent | None = None  # (T, H, W) at the spec's own clip: positional sizes
+
+    @property
+    def extent(self) -> Extent:
+        return (self.frames, self.height, self.width)
 
 
 @dataclass(frozen=True)
@@ -36,6 +71,7 @@ class BlockPlan:
     stride: tuple[int, int]  # (temporal, spatial)
     index: int  # position in the stage
     shape_out: Shape
+    grid: Grid = Grid(1, 1, 1)  # extent and layout the block reads
 
 
 @dataclass(frozen=True)
@@ -44,17 +80,76 @@ class StagePlan:
     blocks: tuple[BlockPlan, ...]
     pool: PoolSpec | None
     shape_out: Shape
+    tokens: str = MAP  # layout after the stage
+
+
+@dataclass(frozen=True)
+class LateralPlan:
+    spec: LateralSpec
+    path: KeyPath  # key path of the lateral in the spec
+    position: str | int  # "stem" or a stage index
+    source: str  # pathway read
+    target: str  # pathway written
+    dim_in: int  # source channels
+    dim_out: int  # channels the transform produces
+    dim_target: int  # target channels before the fusion
+    ratio: int  # alpha: source frames / target frames
+    shape_out: Shape  # target shape after the fusion
+
+
+@dataclass(frozen=True)
+class PathwayPlan:
+    name: str
+    path: KeyPath  # () for a single-pathway spec, else ("pathways", i)
+    inputs: tuple[str, ...]  # named inputs read (concatenated over channels)
+    frame_stride: int
+    input_shape: Shape
+    stem: Any  # the stem's spec node
+    stem_shape: Shape
+    stem_tokens: str
+    stem_declared: Extent  # stem output extent at the spec's own clip
+    stages: tuple[StagePlan, ...]
+    shape_out: Shape  # after the last stage and every fusion into this pathway
+    tokens_out: str
 
 
 @dataclass(frozen=True)
 class NetworkPlan:
-    input_shape: Shape
-    stem_shape: Shape
-    stages: tuple[StagePlan, ...]
+    input_shape: Shape  # the input, named inputs stacked over channels in declared order
+    inputs: tuple[tuple[str, int], ...]  # (name, channels) of every named input
+    pathways: tuple[PathwayPlan, ...]
+    laterals: tuple[LateralPlan, ...] = ()
+    segments: int = 1  # snippets folded into the batch (TSN); 1: none
+
+    @property
+    def trunk(self) -> PathwayPlan:
+        """The pathway with the most stages (the first of them): the one others join."""
+        return max(self.pathways, key=lambda p: len(p.stages))
+
+    @property
+    def stem_shape(self) -> Shape:
+        return self.trunk.stem_shape
+
+    @property
+    def stages(self) -> tuple[StagePlan, ...]:
+        return self.trunk.stages
 
     @property
     def output_shape(self) -> Shape:
-        return self.stages[-1].shape_out
+        return self.trunk.shape_out
+
+    @property
+    def tokens_out(self) -> str:
+        return self.trunk.tokens_out
+
+
+@dataclass
+class _State:
+    """Where one pathway stands during the walk."""
+
+    shape: Shape
+    tokens: str
+    declared: Extent
 
 
 def _stride(shape: Shape, stride: tuple[int, int, int], paths: tuple[KeyPath, ...]) -> Shape:
@@ -65,11 +160,23 @@ def _stride(shape: Shape, stride: tuple[int, int, int], paths: tuple[KeyPath, ..
     c, *extent = shape
     for axis, n, s, path in zip(_AXES, extent, stride, paths, strict=True):
         if n < s:
-            raise _ClipTooSmall(
+            raise _ClipDoesNotFit(
                 f"clip too short or too small: {n} {axis} reach a stride of {s} here",
                 path=path,
             )
     t, h, w = (math.ceil(n / s) for n, s in zip(extent, stride, strict=True))
+    return (c, t, h, w)
+
+
+def _patches(shape: Shape, patch: tuple[int, int, int], path: KeyPath) -> Shape:
+    """Extents after a non-overlapping patch embedding: floor(n / p)."""
+    c, *extent = shape
+    for axis, n, p in zip(_AXES, extent, patch, strict=True):
+        if n < p:
+            raise _ClipDoesNotFit(
+                f"clip too short or too small: {n} {axis} reach a patch of {p} here", path=path
+            )
+    t, h, w = (n // p for n, p in zip(extent, patch, strict=True))
     return (c, t, h, w)
 
 
@@ -84,7 +191,7 @@ def _pool(shape: Shape, pool: PoolSpec, path: KeyPath) -> Shape:
             )
         size = (n + 2 * p - k) // s + 1
         if size < 1:
-            raise _ClipTooSmall(
+            raise _ClipDoesNotFit(
                 f"clip too short or too small: the pool's kernel {k} exceeds the {n} {axis} "
                 "that reach it",
                 path=(*path, "kernel"),
@@ -93,55 +200,288 @@ def _pool(shape: Shape, pool: PoolSpec, path: KeyPath) -> Shape:
     return (c, out[0], out[1], out[2])
 
 
-def _plan_stem(spec: ModelSpec, shape: Shape) -> Shape:
-    stem = spec.stem
+def _plan_stem(stem: Any, shape: Shape, prefix: KeyPath) -> tuple[Shape, str]:
+    path = (*prefix, "stem")
+    if isinstance(stem, PatchStemSpec):
+        if stem.kernel is None:
+            shape = _patches(shape, stem.patch, (*path, "patch"))
+        else:
+            shape = _stride(shape, stem.patch, ((*path, "patch"),) * 3)
+        tokens = {"none": "patches", "global": "cls", "frame": "frame_cls"}[stem.cls_token]
+        return (stem.width, *shape[1:]), tokens
     if not isinstance(stem, ConvStemSpec):
-        return shape
-    shape = _stride(shape, stem.stride, (("stem", "stride"),) * 3)
+        return shape, MAP
+    shape = _stride(shape, stem.stride, ((*path, "stride"),) * 3)
     shape = (stem.width, *shape[1:])
     if stem.pool is not None:
-        shape = _pool(shape, stem.pool, ("stem", "pool"))
-    return shape
+        shape = _pool(shape, stem.pool, (*path, "pool"))
+    return shape, MAP
 
 
-def _plan_stage(spec: ModelSpec, index: int, shape: Shape) -> StagePlan:
-    stage = spec.stages[index]
-    path: KeyPath = ("stages", index)
+def _check_heads(heads: int, width: int, path: KeyPath) -> None:
+    if width % heads:
+        raise SpecError(f"{heads} heads do not divide the width {width}", path=(*path, "heads"))
+
+
+def _keep(block: Any, state: _State, stride: tuple[int, int], dim_out: int, path: KeyPath) -> None:
+    """Blocks that neither stride nor change the width (transformer, frame tokens)."""
+    stage_path = path[: path.index("stages") + 2]
+    if stride != (1, 1):
+        raise SpecError(
+            f"block type '{block.type}' does not stride", path=(*stage_path, "spatial_stride")
+        )
+    if dim_out != state.shape[0]:
+        raise SpecError(
+            f"block type '{block.type}' keeps its width {state.shape[0]}; the stage asks for "
+            f"{dim_out}",
+            path=(*stage_path, "width"),
+        )
+
+
+def _plan_transformer(
+    block: Any, state: _State, stride: tuple[int, int], out: Shape, path: KeyPath
+) -> _State:
+    _keep(block, state, stride, out[0], path)
+    _check_heads(block.heads, out[0], path)
+    return _State(out, state.tokens, state.declared)
+
+
+def _plan_frame_tokens(
+    block: Any, state: _State, stride: tuple[int, int], out: Shape, path: KeyPath
+) -> _State:
+    _keep(block, state, stride, out[0], path)
+    if block.pool == "cls" and state.tokens != "frame_cls":
+        raise SpecError(
+            "pool 'cls' reads each frame's class token: the stem needs cls_token: frame",
+            path=(*path, "pool"),
+        )
+    tokens = "cls" if block.cls_token else "patches"
+    return _State((out[0], out[1], 1, 1), tokens, (state.declared[0], 1, 1))
+
+
+def _plan_mvit(
+    block: Any, state: _State, stride: tuple[int, int], out: Shape, path: KeyPath
+) -> _State:
+    if state.tokens not in ("cls", "patches"):
+        raise SpecError("mvit blocks take one clip class token or none", path=(*path, "type"))
+    attention_dim = state.shape[0] if block.dim_change == "mlp" else out[0]
+    _check_heads(block.heads, attention_dim, path)
+    for axis, n, s in zip(_AXES, state.shape[1:], block.kv_stride, strict=True):
+        if s > n:
+            raise _ClipDoesNotFit(
+                f"key/value pooling stride {s} is larger than the {n} {axis} of the token grid",
+                path=(*path, "kv_stride"),
+            )
+    return _State(out, state.tokens, state.declared)
+
+
+# Shape rules of the token blocks, by block type (conv blocks keep the map layout).
+_TOKEN_RULES = {
+    "transformer": _plan_transformer,
+    "frame_tokens": _plan_frame_tokens,
+    "mvit": _plan_mvit,
+}
+
+
+def _plan_block(
+    block: Any,
+    state: _State,
+    stride: tuple[int, int],
+    dim_out: int,
+    path: KeyPath,
+    stage_path: KeyPath,
+) -> _State:
+    layout = getattr(block, "layout", MAP)
+    if (layout == MAP) != (state.tokens == MAP):
+        needs = "a feature map (a conv stem)" if layout == MAP else "tokens (a patch stem)"
+        raise SpecError(f"block type '{block.type}' needs {needs}", path=(*path, "type"))
+    keys = (
+        (*stage_path, "temporal_stride"),
+        (*stage_path, "spatial_stride"),
+        (*stage_path, "spatial_stride"),
+    )
+    out = _stride(state.shape, (stride[0], stride[1], stride[1]), keys)
+    out = (dim_out, *out[1:])
+    if layout == MAP:
+        return _State(out, MAP, state.declared)
+    return _TOKEN_RULES[block.type](block, state, stride, out, path)
+
+
+def _plan_stage(
+    stages: tuple[Any, ...], index: int, state: _State, prefix: KeyPath, declared: StagePlan | None
+) -> tuple[StagePlan, _State]:
+    stage = stages[index]
+    path: KeyPath = (*prefix, "stages", index)
     blocks = []
+
+    def known(j: int) -> Extent:
+        _, t, h, w = state.shape
+        return declared.blocks[j].grid.extent if declared else (t, h, w)
+
     for j, block in enumerate(stage.block_specs()):
         dim_out = stage.out_width(block)
         stride = (stage.temporal_stride, stage.spatial_stride) if j == 0 else (1, 1)
-        keys = ((*path, "temporal_stride"), (*path, "spatial_stride"), (*path, "spatial_stride"))
-        out = _stride(shape, (stride[0], stride[1], stride[1]), keys)
         block_path = (*path, "blocks", j) if stage.blocks is not None else (*path, "block")
+        new = _plan_block(block, state, stride, dim_out, block_path, path)
         blocks.append(
             BlockPlan(
                 spec=block,
                 path=block_path,
-                dim_in=shape[0],
+                dim_in=state.shape[0],
                 dim_out=dim_out,
                 dim_inner=stage.inner(dim_out),
                 stride=stride,
                 index=j,
-                shape_out=(dim_out, *out[1:]),
+                shape_out=new.shape,
+                grid=Grid(*state.shape[1:], state.tokens, known(j)),
             )
         )
-        shape = (dim_out, *out[1:])
+        state = new
     if stage.pool is not None:
-        shape = _pool(shape, stage.pool, (*path, "pool"))
-    return StagePlan(path=path, blocks=tuple(blocks), pool=stage.pool, shape_out=shape)
+        if state.tokens != MAP:
+            raise SpecError("a stage of token blocks has no pool", path=(*path, "pool"))
+        state = _State(_pool(state.shape, stage.pool, (*path, "pool")), MAP, state.declared)
+    plan = StagePlan(
+        path=path,
+        blocks=tuple(blocks),
+        pool=stage.pool,
+        shape_out=state.shape,
+        tokens=state.tokens,
+    )
+    return plan, state
+
+
+def _plan_lateral(
+    spec: LateralSpec, path: KeyPath, position: str | int, states: dict[str, _State]
+) -> LateralPlan:
+    source, target = states[spec.source], states[spec.target]
+    if source.tokens != MAP or target.tokens != MAP:
+        raise SpecError("laterals connect feature maps, not tokens", path=(*path, "after"))
+    (c_s, t_s, *hw_s), (c_t, t_t, *hw_t) = source.shape, target.shape
+    if hw_s != hw_t:
+        raise SpecError(
+            f"pathway '{spec.source}' is {hw_s[0]}x{hw_s[1]} here and '{spec.target}' "
+            f"{hw_t[0]}x{hw_t[1]}: a lateral needs the same height and width",
+            path=(*path, "after"),
+        )
+    if t_s % t_t:
+        raise _ClipDoesNotFit(
+            f"pathway '{spec.source}' has {t_s} frames here, not a multiple of "
+            f"'{spec.target}''s {t_t}: alpha must divide the frame count",
+            path=(*path, "after"),
+        )
+    ratio = t_s // t_t
+    dim_out = spec.out_channels(c_s, ratio, c_t)
+    if spec.combine != "concat" and dim_out != c_t:
+        raise SpecError(
+            f"'{spec.combine}' needs {c_t} channels from the lateral; '{spec.type}' gives "
+            f"{dim_out} (use concat, or time_strided_conv)",
+            path=(*path, "combine"),
+        )
+    fused = c_t + dim_out if spec.combine == "concat" else c_t
+    shape_out = (fused, *target.shape[1:])
+    states[spec.target] = replace(target, shape=shape_out)
+    return LateralPlan(
+        spec, path, position, spec.source, spec.target, c_s, dim_out, c_t, ratio, shape_out
+    )
+
+
+def _fuse(spec: ModelSpec, position: str | int, states: dict[str, _State]) -> list[LateralPlan]:
+    return [
+        _plan_lateral(lateral, ("laterals", i), position, states)
+        for i, lateral in enumerate(spec.laterals)
+        if position in lateral.after
+    ]
+
+
+def _input_shape(
+    spec: ModelSpec, pathway: PathwaySpec, index: int, frames: int, size: int, prefix: KeyPath
+) -> Shape:
+    channels = spec.input_channels()
+    if frames % pathway.frame_stride:
+        raise _ClipDoesNotFit(
+            f"frame stride (alpha) {pathway.frame_stride} does not divide the {frames} frames "
+            "the pathway reads",
+            path=(*prefix, "frame_stride"),
+        )
+    return (sum(channels[n] for n in pathway.input), frames // pathway.frame_stride, size, size)
+
+
+def _plan(
+    spec: ModelSpec, frames: int, size: int, declared: NetworkPlan | None = None
+) -> NetworkPlan:
+    segments = spec.segments.count if spec.segments else 1
+    if frames % segments:
+        raise _ClipDoesNotFit(
+            f"{segments} segments do not divide the {frames} frames",
+            path=("segments", "count"),
+        )
+    pathways = spec.get_pathways()
+    multi = spec.pathways is not None
+    prefixes: list[KeyPath] = [("pathways", j) if multi else () for j in range(len(pathways))]
+    states: dict[str, _State] = {}
+    firsts: dict[str, tuple[Shape, Shape, str, Extent]] = {}
+    for j, (pathway, prefix) in enumerate(zip(pathways, prefixes, strict=True)):
+        shape_in = _input_shape(spec, pathway, j, frames // segments, size, prefix)
+        shape, tokens = _plan_stem(pathway.stem, shape_in, prefix)
+        extent: Extent = (shape[1], shape[2], shape[3])
+        known = declared.pathways[j].stem_declared if declared else extent
+        states[pathway.name] = _State(shape, tokens, known)
+        firsts[pathway.name] = (shape_in, shape, tokens, known)
+    laterals = _fuse(spec, "stem", states)
+    stage_plans: dict[str, list[StagePlan]] = {p.name: [] for p in pathways}
+    for i in range(max(len(p.stages) for p in pathways)):
+        for j, (pathway, prefix) in enumerate(zip(pathways, prefixes, strict=True)):
+            if i < len(pathway.stages):
+                same = declared.pathways[j].stages[i] if declared else None
+                plan, states[pathway.name] = _plan_stage(
+                    pathway.stages, i, states[pathway.name], prefix, same
+                )
+                stage_plans[pathway.name].append(plan)
+        laterals += _fuse(spec, i, states)
+    plans = tuple(
+        PathwayPlan(
+            name=p.name,
+            path=prefix,
+            inputs=p.input,
+            frame_stride=p.frame_stride,
+            input_shape=firsts[p.name][0],
+            stem=p.stem,
+            stem_shape=firsts[p.name][1],
+            stem_tokens=firsts[p.name][2],
+            stem_declared=firsts[p.name][3],
+            stages=tuple(stage_plans[p.name]),
+            shape_out=states[p.name].shape,
+            tokens_out=states[p.name].tokens,
+        )
+        for p, prefix in zip(pathways, prefixes, strict=True)
+    )
+    channels = spec.input_channels()
+    return NetworkPlan(
+        input_shape=(sum(channels.values()), frames, size, size),
+        inputs=tuple(channels.items()),
+        pathways=plans,
+        laterals=tuple(laterals),
+        segments=segments,
+    )
 
 
 def plan_network(spec: ModelSpec, *, frames: int, size: int) -> NetworkPlan:
     """Walk ``spec`` (already realised) for a ``frames`` x ``size`` x ``size`` clip.
+
+    Positional encodings are sized for the spec's own clip, so that clip is planned too.
 
     Raises:
         SpecError: naming the key path of the first layer the clip does not fit, and the
             smallest clip the network accepts.
     """
     try:
-        return _plan(spec, frames, size)
-    except _ClipTooSmall as exc:
+        declared = None
+        patch_stems = any(isinstance(p.stem, PatchStemSpec) for p in spec.get_pathways())
+        if patch_stems and (frames, size) != (spec.clip.frames, spec.clip.size):
+            declared = _plan(spec, spec.clip.frames, spec.clip.size)
+        return _plan(spec, frames, size, declared)
+    except _ClipDoesNotFit as exc:
         need_frames, need_size = min_clip(spec)
         raise SpecError(
             f"{exc.message} (a {frames}x{size}x{size} clip; this network needs at least "
@@ -150,25 +490,10 @@ def plan_network(spec: ModelSpec, *, frames: int, size: int) -> NetworkPlan:
         ) from None
 
 
-def _plan(spec: ModelSpec, frames: int, size: int) -> NetworkPlan:
-    shape: Shape = (spec.clip.channels, frames, size, size)
-    stem_shape = _plan_stem(spec, shape)
-    stages, shape = [], stem_shape
-    for i in range(len(spec.stages)):
-        stage = _plan_stage(spec, i, shape)
-        stages.append(stage)
-        shape = stage.shape_out
-    return NetworkPlan(
-        input_shape=(spec.clip.channels, frames, size, size),
-        stem_shape=stem_shape,
-        stages=tuple(stages),
-    )
-
-
 def _fits(spec: ModelSpec, frames: int, size: int) -> bool:
     try:
         _plan(spec, frames, size)
-    except _ClipTooSmall:
+    except _ClipDoesNotFit:
         return False
     return True
 

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from harness.compiler.convs import create_conv_unit
+from harness.compiler.plan import Grid
 from harness.registry import Registry
 from harness.spec.schema import ConvStemSpec, PoolSpec
 
@@ -23,7 +24,7 @@ def create_pool(spec: PoolSpec) -> nn.Module:
 
 
 @STEMS.register("conv")
-def create_conv_stem(spec: ConvStemSpec, *, dim_in: int) -> nn.Module:
+def create_conv_stem(spec: ConvStemSpec, *, dim_in: int, grid: Grid | None = None) -> nn.Module:
     unit = create_conv_unit(
         spec.factorization,
         dim_in=dim_in,
@@ -41,10 +42,14 @@ def create_conv_stem(spec: ConvStemSpec, *, dim_in: int) -> nn.Module:
 
 
 @STEMS.register("none")
-def create_identity_stem(spec: Any, *, dim_in: int) -> nn.Module:
+def create_identity_stem(spec: Any, *, dim_in: int, grid: Grid | None = None) -> nn.Module:
     return nn.Identity()
 
 
-def create_stem(spec: Any, *, dim_in: int) -> nn.Module:
-    """Build stem ``spec`` over ``dim_in`` input channels."""
-    return STEMS.get(spec.type)(spec, dim_in=dim_in)
+def create_stem(spec: Any, *, dim_in: int, grid: Grid | None = None) -> nn.Module:
+    """Build stem ``spec`` over ``dim_in`` input channels.
+
+    ``grid`` is the stem's output extent and layout (patch stems size their positional
+    encodings with it).
+    """
+    return STEMS.get(spec.type)(spec, dim_in=dim_in, grid=grid)

@@ -10,13 +10,52 @@ neither table as ``unsupported_ops`` instead of silently counting it as zero.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from fvcore.nn import jit_handles as jh
 
-__all__ = ["COMPUTE_OPS", "IGNORED_OPS", "OTHER_OPS", "register_compute_op"]
+__all__ = [
+    "COMPUTE_OPS",
+    "IGNORED_OPS",
+    "OTHER_OPS",
+    "native_mha_flop_jit",
+    "register_compute_op",
+    "sdpa_flop_jit",
+]
 
 Handle = Any
+
+
+def sdpa_flop_jit(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    """Scaled dot-product attention: q k^T and (softmax) v, as multiply-adds.
+
+    q (..., N, D), k (..., M, D), v (..., M, Dv): ``prod(...) * N * M * (D + Dv)``, i.e.
+    2 B H N M D for the usual equal widths. Softmax and scaling are elementwise (ignored).
+    The same for every backend (math, flash, memory-efficient): they compute the same
+    products. Reported under one name, ``scaled_dot_product_attention``.
+    """
+    q, k, v = (jh.get_shape(x) for x in inputs[:3])
+    batch = 1
+    for n in q[:-2]:
+        batch *= n
+    return Counter({"scaled_dot_product_attention": batch * q[-2] * k[-2] * (q[-1] + v[-1])})
+
+
+def native_mha_flop_jit(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    """``nn.MultiheadAttention``'s fused inference path: projections and attention.
+
+    query (B, N, E), key and value (B, M, E): in-projections N E^2 + 2 M E^2, attention
+    2 N M E, out-projection N E^2 (per batch element).
+    """
+    q, k = jh.get_shape(inputs[0]), jh.get_shape(inputs[1])
+    if len(q) == 2:  # unbatched (N, E)
+        q, k = [1, *q], [1, *k]
+    b, n, e = q
+    m = k[-2]
+    flops = b * (2 * n * e * e + 2 * m * e * e + 2 * n * m * e)
+    return Counter({"native_multi_head_attention": flops})
+
 
 # Operators in ``gflops``: multiply-adds of the network's arithmetic.
 COMPUTE_OPS: dict[str, Handle] = {
@@ -27,6 +66,14 @@ COMPUTE_OPS: dict[str, Handle] = {
     "aten::mm": jh.matmul_flop_jit,
     "aten::bmm": jh.bmm_flop_jit,
     "aten::einsum": jh.einsum_flop_jit,
+    # Attention: fvcore counts these as zero; every fused variant gets the same count.
+    "aten::scaled_dot_product_attention": sdpa_flop_jit,
+    "aten::_scaled_dot_product_attention_math": sdpa_flop_jit,
+    "aten::_scaled_dot_product_flash_attention": sdpa_flop_jit,
+    "aten::_scaled_dot_product_flash_attention_for_cpu": sdpa_flop_jit,
+    "aten::_scaled_dot_product_efficient_attention": sdpa_flop_jit,
+    "aten::_scaled_dot_product_cudnn_attention": sdpa_flop_jit,
+    "aten::_native_multi_head_attention": native_mha_flop_jit,
 }
 
 # Operators in ``gflops_all`` only: normalisation and pooling (per element read).
@@ -127,6 +174,11 @@ IGNORED_OPS: dict[str, str] = {
             "aten::clone",
         )
     },
+    "aten::amax": "max over snippet scores (segment consensus): comparisons only",
+    "aten::upsample_trilinear3d": (
+        "resampling learned positional encodings to the built clip: parameter-side, "
+        "independent of the batch"
+    ),
     "aten::dropout": _RANDOM,
     "aten::feature_dropout": _RANDOM,
 }

@@ -13,6 +13,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from harness.spec._types import Act, KernelPattern, KernelTriple, Node, Norm, OddInt, PositiveInt
+from harness.spec.attention import FrameTokensBlockSpec, MViTBlockSpec, TransformerBlockSpec
 
 __all__ = [
     "BasicBlockSpec",
@@ -33,6 +34,7 @@ class _Block(Node):
     # Whether the block has an inner (bottleneck) width: the stage must then give
     # ``bottleneck_ratio`` or ``inner_width``.
     uses_inner: ClassVar[bool] = False
+    layout: ClassVar[str] = "map"  # reads and writes (B, C, T, H, W) feature maps
 
     norm: Norm = "batch"  # normalisation after each convolution
     act: Act = "relu"  # activation after normalisation
@@ -184,6 +186,9 @@ BlockSpec = Annotated[
     | CSNBlockSpec
     | P3DBlockSpec
     | X3DBlockSpec
-    | SepInceptionBlockSpec,
+    | SepInceptionBlockSpec
+    | TransformerBlockSpec
+    | FrameTokensBlockSpec
+    | MViTBlockSpec,
     Field(discriminator="type"),
 ]

@@ -67,6 +67,26 @@ def _expand_stage(stage: dict[str, Any], f: ExpansionSpec, index: int) -> dict[s
     return out
 
 
+def _expand_stem(stem: dict[str, Any] | None, factor: float) -> None:
+    if stem is None:
+        return
+    for key in ("width", "mid_width"):
+        if stem.get(key) is not None:
+            stem[key] = _width(stem[key], factor)
+
+
+def _expand_trunk(trunk: dict[str, Any], f: ExpansionSpec, prefix: tuple[str | int, ...]) -> None:
+    """Expand the stem and stages of ``trunk`` (the spec itself, or one pathway) in place."""
+    _expand_stem(trunk["stem"], f.width)
+    stages = []
+    for i, stage in enumerate(trunk["stages"]):
+        try:
+            stages.append(_expand_stage(stage, f, i))
+        except SpecError as exc:
+            raise SpecError(exc.message, path=(*prefix, *exc.path)) from None
+    trunk["stages"] = stages
+
+
 def expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
     """Apply expansion ``factors`` to ``spec``; the result carries factors of 1.
 
@@ -82,11 +102,10 @@ def expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
     clip["frames"] = max(1, round(clip["frames"] * factors.frames))
     clip["stride"] = max(1, round(clip["stride"] / factors.stride))
     clip["size"] = max(1, round(clip["size"] * factors.size))
-    stem = data["stem"]
-    if stem["type"] != "none":
-        stem["width"] = _width(stem["width"], factors.width)
-        stem["mid_width"] = _width(stem["mid_width"], factors.width)
-    data["stages"] = [_expand_stage(s, factors, i) for i, s in enumerate(data["stages"])]
+    if data["pathways"] is None:
+        _expand_trunk(data, factors, ())
+    for i, pathway in enumerate(data["pathways"] or ()):
+        _expand_trunk(pathway, factors, ("pathways", i))
     head = data["head"]
     if head.get("conv_ratio") is not None:
         head["conv_ratio"] = head["conv_ratio"] * factors.bottleneck
@@ -96,6 +115,33 @@ def expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
     return out
 
 
+def _scale(value: int | None, ratio: float) -> int | None:
+    return None if value is None else max(1, round(value * ratio))
+
+
+def _apply_width_ratio(pathway: dict[str, Any]) -> dict[str, Any]:
+    """Multiply a pathway's widths by its ``width_ratio`` (SlowFast's beta), exactly."""
+    ratio = pathway["width_ratio"]
+    if ratio == 1.0:
+        return pathway
+    stem = dict(pathway["stem"])
+    for key in ("width", "mid_width"):
+        if stem.get(key) is not None:
+            stem[key] = _scale(stem[key], ratio)
+    stages = [
+        {**s, "width": _scale(s["width"], ratio), "inner_width": _scale(s["inner_width"], ratio)}
+        for s in pathway["stages"]
+    ]
+    return {**pathway, "stem": stem, "stages": stages, "width_ratio": 1.0}
+
+
 def realise(spec: ModelSpec) -> ModelSpec:
-    """The spec with its own expansion factors applied (what gets built and hashed)."""
-    return expand(spec, spec.expansion)
+    """The spec as built and hashed: expansion factors and pathway width ratios applied."""
+    spec = expand(spec, spec.expansion)
+    if spec.pathways is None or all(p.width_ratio == 1.0 for p in spec.pathways):
+        return spec
+    data = spec.model_dump(mode="python", round_trip=True)
+    data["pathways"] = [_apply_width_ratio(p) for p in data["pathways"]]
+    out = ModelSpec.model_validate(data)
+    out._origin = spec._origin
+    return out

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from harness.errors import Location, SpecError
 from harness.spec._yaml import Document, KeyPath, load_yaml_file
 from harness.spec.blocks import BlockSpec  # noqa: F401  (documents the union used below)
-from harness.spec.schema import ModelSpec
+from harness.spec.schema import ModelSpec, check_references
 from harness.zoo import zoo_path
 
 __all__ = ["apply_overrides", "load_document", "load_spec", "spec_from_document"]
@@ -209,6 +209,10 @@ def spec_from_document(doc: Document, overrides: Mapping[str, Any] | None = None
         error = exc.errors()[0]
         path = _data_path(data, error["loc"])
         raise doc.error(_message(error), path) from None
+    try:
+        check_references(spec)
+    except SpecError as exc:
+        raise doc.error(exc.message, exc.path) from None
     spec._origin = doc
     return spec
 
@@ -229,7 +233,7 @@ def load_spec(ref: str | Path | ModelSpec, **overrides: Any) -> ModelSpec:
             return ref
         origin = ref._origin
         doc = Document(
-            data=ref.model_dump(mode="python", round_trip=True),
+            data=ref.model_dump(mode="json", round_trip=True),
             file=origin.file if origin else "<spec>",
             locations=origin.locations if origin else {},
         )

@@ -11,8 +11,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from harness.errors import SpecError
 from harness.spec._types import (
     Act,
     KernelTriple,
@@ -23,7 +31,9 @@ from harness.spec._types import (
     PositiveInt,
     Triple,
 )
+from harness.spec.attention import PatchStemSpec, TokenHeadSpec
 from harness.spec.blocks import BlockSpec
+from harness.spec.pathways import InputSpec, JoinSpec, LateralSpec, SegmentsSpec
 
 __all__ = [
     "ClassifierHeadSpec",
@@ -34,10 +44,12 @@ __all__ = [
     "HeadSpec",
     "IdentityStemSpec",
     "ModelSpec",
+    "PathwaySpec",
     "PoolSpec",
     "PublishedSpec",
     "StageSpec",
     "StemSpec",
+    "check_references",
     "parse_figure",
 ]
 
@@ -86,7 +98,7 @@ class IdentityStemSpec(Node):
     type: Literal["none"] = "none"
 
 
-StemSpec = Annotated[ConvStemSpec | IdentityStemSpec, Field(discriminator="type")]
+StemSpec = Annotated[ConvStemSpec | IdentityStemSpec | PatchStemSpec, Field(discriminator="type")]
 
 
 class StageSpec(Node):
@@ -163,7 +175,9 @@ class FeaturesHeadSpec(Node):
     type: Literal["features"] = "features"
 
 
-HeadSpec = Annotated[ClassifierHeadSpec | FeaturesHeadSpec, Field(discriminator="type")]
+HeadSpec = Annotated[
+    ClassifierHeadSpec | FeaturesHeadSpec | TokenHeadSpec, Field(discriminator="type")
+]
 
 
 def _factor(name: str, symbol: str, doc: str) -> Any:
@@ -238,15 +252,53 @@ class PublishedSpec(Node):
         return self
 
 
+class PathwaySpec(Node):
+    """One pathway of a multi-pathway network: its input, sampling, stem and stages."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Named input(s) read; several are concatenated over channels (early fusion of inputs).
+    input: Annotated[
+        tuple[str, ...],
+        Field(min_length=1, max_length=8),
+        WithJsonSchema(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        ),
+    ] = ("rgb",)
+    # Reads every n-th frame of its input (SlowFast's slow pathway: n = alpha).
+    frame_stride: PositiveInt = 1
+    # Multiplies the stem and stage widths written here (SlowFast's beta for the fast
+    # pathway); applied when the spec is realised.
+    width_ratio: PositiveFloat = 1.0
+    stem: StemSpec
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=64)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+# Keys a single-pathway spec has always had; the others enter the hash only when set, so
+# that adding a key to the language leaves the hash of every existing spec unchanged.
+_CORE_KEYS = ("clip", "stem", "stages", "head")
+_OPTIONAL_KEYS = ("inputs", "pathways", "laterals", "join", "segments")
+
+
 class ModelSpec(Node):
-    """A whole single-pathway network."""
+    """A whole network: one pathway (``stem`` + ``stages``) or several (``pathways``)."""
 
     name: str = Field(min_length=1, max_length=200)  # zoo name or file stem
     description: str = ""
     clip: ClipSpec
-    stem: StemSpec
-    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=64)
+    # Named inputs and their channels; default: one input, rgb, with clip.channels.
+    inputs: dict[str, InputSpec] | None = None
+    stem: StemSpec | None = None  # single pathway: the stem ...
+    stages: tuple[StageSpec, ...] = Field((), max_length=64)  # ... and its stages
+    pathways: tuple[PathwaySpec, ...] | None = Field(None, min_length=1, max_length=8)
+    laterals: tuple[LateralSpec, ...] = Field((), max_length=64)  # fusions between pathways
+    join: JoinSpec | None = None  # how the head reads the pathways; default concat
     head: HeadSpec
+    segments: SegmentsSpec | None = None  # TSN-style snippets with a score consensus
     expansion: ExpansionSpec = ExpansionSpec()
     classes: PositiveInt = 400  # runtime default: number of classes the head predicts
     published: PublishedSpec | None = None
@@ -254,6 +306,110 @@ class ModelSpec(Node):
     # Where each key came from (set by the loader; used to point compile errors at lines).
     _origin: Any = PrivateAttr(default=None)
 
+    @model_validator(mode="after")
+    def _one_layout(self) -> ModelSpec:
+        if self.pathways is None:
+            if self.stem is None:
+                raise ValueError("missing key 'stem' (or list 'pathways')")
+            if not self.stages:
+                raise ValueError("missing key 'stages' (or list 'pathways')")
+        elif self.stem is not None or self.stages:
+            raise ValueError("give either 'stem' and 'stages', or 'pathways', not both")
+        return self
+
+    def input_channels(self) -> dict[str, int]:
+        """Channels of every named input, in declaration order."""
+        if self.inputs is None:
+            return {"rgb": self.clip.channels}
+        return {name: spec.channels for name, spec in self.inputs.items()}
+
+    def get_pathways(self) -> tuple[PathwaySpec, ...]:
+        """The pathways; a single-pathway spec is one pathway named ``main`` reading rgb."""
+        if self.pathways is not None:
+            return self.pathways
+        assert self.stem is not None, "the validator requires a stem without pathways"
+        return (
+            PathwaySpec(
+                name="main", input=tuple(self.input_channels()), stem=self.stem, stages=self.stages
+            ),
+        )
+
     def architecture(self) -> dict[str, Any]:
         """The fields that define the network (what the spec hash covers)."""
-        return self.model_dump(mode="json", include={"clip", "stem", "stages", "head"})
+        keys = {k for k in _CORE_KEYS if getattr(self, k) not in (None, ())}
+        keys |= {k for k in _OPTIONAL_KEYS if getattr(self, k) not in (None, ())}
+        return self.model_dump(mode="json", include=keys)
+
+
+def _check_pathway(spec: ModelSpec, index: int, names: set[str]) -> None:
+    pathway = spec.get_pathways()[index]
+    path: tuple[str | int, ...] = ("pathways", index)
+    if pathway.name in names:
+        raise SpecError(f"pathway name '{pathway.name}' is used twice", path=(*path, "name"))
+    names.add(pathway.name)
+    known = spec.input_channels()
+    for name in pathway.input:
+        if name not in known:
+            raise SpecError(
+                f"no input named '{name}'; inputs: {', '.join(known)}", path=(*path, "input")
+            )
+
+
+def _check_lateral(spec: ModelSpec, index: int) -> None:
+    lateral = spec.laterals[index]
+    path: tuple[str | int, ...] = ("laterals", index)
+    by_name = {p.name: p for p in spec.get_pathways()}
+    for key, name in (("from", lateral.source), ("to", lateral.target)):
+        if name not in by_name:
+            raise SpecError(
+                f"no pathway named '{name}'; pathways: {', '.join(by_name)}", path=(*path, key)
+            )
+    if lateral.source == lateral.target:
+        raise SpecError("a lateral connects two different pathways", path=(*path, "to"))
+    for j, position in enumerate(lateral.after):
+        if position == "stem":
+            continue
+        for name in (lateral.source, lateral.target):
+            count = len(by_name[name].stages)
+            if not isinstance(position, int) or position >= count:
+                raise SpecError(
+                    f"position {position!r} names no stage of pathway '{name}' "
+                    f"(it has stages 0..{count - 1}; or 'stem')",
+                    path=(*path, "after", j),
+                )
+
+
+def _check_join(spec: ModelSpec) -> None:
+    join = spec.join
+    if join is None:
+        return
+    names = [p.name for p in spec.get_pathways()]
+    chosen = join.pathways if join.pathways is not None else tuple(names)
+    for j, name in enumerate(chosen):
+        if name not in names:
+            raise SpecError(
+                f"no pathway named '{name}'; pathways: {', '.join(names)}",
+                path=("join", "pathways", j),
+            )
+    weights = getattr(join, "weights", None)
+    if weights is not None and len(weights) != len(chosen):
+        raise SpecError(
+            f"{len(weights)} weights for {len(chosen)} pathways", path=("join", "weights")
+        )
+
+
+def check_references(spec: ModelSpec) -> None:
+    """Check the names that tie a spec together: inputs, pathways, laterals, join.
+
+    Raises:
+        SpecError: naming the key path of the first dangling or duplicate name.
+    """
+    if spec.pathways is None and (spec.laterals or spec.join is not None):
+        key = "laterals" if spec.laterals else "join"
+        raise SpecError(f"'{key}' needs 'pathways' (this spec has one stem)", path=(key,))
+    names: set[str] = set()
+    for i in range(len(spec.get_pathways())):
+        _check_pathway(spec, i, names)
+    for i in range(len(spec.laterals)):
+        _check_lateral(spec, i)
+    _check_join(spec)

@@ -38,7 +38,28 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
         }
         for g in (False, True)
     ],
+    "transformer": [
+        {"type": "transformer", "heads": 2},
+        {"type": "transformer", "heads": 2, "attention": ["time", "space"], "time_proj": True},
+        {"type": "transformer", "heads": 4, "attention": ["space", "time"], "qkv_bias": False},
+        {"type": "transformer", "heads": 2, "attention": ["factorized_dot_product"]},
+    ],
+    "frame_tokens": [
+        {"type": "frame_tokens"},
+        {"type": "frame_tokens", "pool": "mean", "cls_token": False, "pos_embed": "sinusoidal"},
+    ],
+    "mvit": [
+        {"type": "mvit", "heads": 2, "kv_stride": [1, 2, 2]},
+        {
+            "type": "mvit",
+            "heads": 2,
+            "q_pool": "always",
+            "dim_change": "attention",
+            "residual_pool": True,
+        },
+    ],
 }
+TOKEN_BLOCKS = {"transformer", "frame_tokens", "mvit"}
 CASES = [(name, i) for name, examples in EXAMPLES.items() for i in range(len(examples))]
 
 
@@ -50,7 +71,30 @@ def test_every_block_has_an_example() -> None:
     assert spec_types == set(list_blocks()), "spec union and builder registry disagree"
 
 
+def _token_block_spec(block: dict[str, Any], stride: int) -> Any:
+    """A patch stem (4 x 4 x 4 tokens of width 16) and one stage of ``block``."""
+    cls = "global"
+    if "factorized_dot_product" in block.get("attention", ()):
+        cls = "none"
+    elif block["type"] == "frame_tokens":
+        cls = "frame" if block.get("pool", "cls") == "cls" else "global"
+    keeps = block["type"] != "mvit"
+    stage: dict[str, Any] = {"block": block, "depth": 1 if keeps else 2, "width": 16}
+    if not keeps:
+        stage.update(spatial_stride=stride)
+    return load_spec(
+        "timesformer_base",
+        name="one_token_block",
+        clip={"frames": 4, "size": 32},
+        stem={"width": 16 if keeps else 8, "patch": [1, 8, 8], "cls_token": cls},
+        stages=[stage],
+        head={"pool": "cls" if cls != "none" and block.get("cls_token", True) else "mean"},
+    )
+
+
 def _one_block_spec(block: dict[str, Any], stride: int) -> Any:
+    if block["type"] in TOKEN_BLOCKS:
+        return _token_block_spec(block, stride)
     stage: dict[str, Any] = {"block": block, "depth": 2, "width": 16, "bottleneck_ratio": 0.5}
     if block["type"] == "sep_inception":
         stage = {"blocks": [block, block]}
@@ -72,7 +116,13 @@ def test_block_forward_backward(name: str, index: int) -> None:
     model = build_model(_one_block_spec(block, stride), classes=5)
     clip = torch.randn(2, 3, 4, 32, 32, requires_grad=True)
     features = model.stages[0](model.stem(clip))
-    assert tuple(features.shape[1:]) == model.plan.stages[0].shape_out
+    stage = model.plan.stages[0]
+    if name in TOKEN_BLOCKS:
+        c, t, h, w = stage.shape_out
+        extra = {"cls": 1, "frame_cls": t, "patches": 0}[stage.tokens]
+        assert tuple(features.shape[1:]) == (t * h * w + extra, c)
+    else:
+        assert tuple(features.shape[1:]) == stage.shape_out
     out = model(clip)
     assert out.shape == (2, 5)
     out.sum().backward()

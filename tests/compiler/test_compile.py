@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
 
 import harness
 from harness import build_model, load_spec
-from harness.compiler import min_clip
+from harness.compiler import NetworkPlan, min_clip
 from harness.compiler.blocks.resnet import TemporalShift
 from harness.compiler.layers import SqueezeExcite, r2plus1d_mid_width
 from harness.errors import SpecError
@@ -21,24 +23,57 @@ def _tiny_clip(name: str) -> tuple[int, int]:
     return max(frames, 4), max(size, 32)
 
 
+def _observed(output: Any) -> Any:
+    """Per-pathway (N..., C) or (C, T, H, W) shapes of a stem or stage output."""
+    if isinstance(output, dict):
+        return {name: tuple(value.shape[1:]) for name, value in output.items()}
+    return tuple(output.shape[1:])
+
+
+def _expected(plan: NetworkPlan, shape: tuple[int, ...], tokens: str) -> tuple[int, ...]:
+    if tokens == "map":
+        return shape
+    c, t, h, w = shape
+    return (t * h * w + {"cls": 1, "frame_cls": t, "patches": 0}[tokens], c)
+
+
+def _planned(plan: NetworkPlan, multi: bool) -> list[Any]:
+    """What the plan says the stem and each stage hand on (after the laterals there)."""
+    if not multi:
+        (p,) = plan.pathways
+        tokens = [p.stem_tokens, *(s.tokens for s in p.stages)]
+        shapes = [p.stem_shape, *(s.shape_out for s in p.stages)]
+        return [_expected(plan, s, t) for s, t in zip(shapes, tokens, strict=True)]
+    positions: list[Any] = []
+    state = {p.name: p.stem_shape for p in plan.pathways}
+    for position in ["stem", *range(len(plan.trunk.stages))]:
+        if position != "stem":
+            for p in plan.pathways:
+                if position < len(p.stages):
+                    state[p.name] = p.stages[position].shape_out
+        for lateral in plan.laterals:
+            if lateral.position == position:
+                state[lateral.target] = lateral.shape_out
+        positions.append(dict(state))
+    return positions
+
+
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_model_runs_tiny_clip(name: str) -> None:
     """Every zoo spec compiles at its smallest clip; bookkeeping equals real shapes."""
     frames, size = _tiny_clip(name)
     model = build_model(name, frames=frames, size=size, classes=3)
     model.eval()
-    x = torch.randn(1, 3, frames, size, size)
     shapes = []
     hooks = [
-        s.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+        s.register_forward_hook(lambda m, i, o: shapes.append(_observed(o)))
         for s in [model.stem, *model.stages]
     ]
     with torch.no_grad():
-        out = model(x)
+        out = model(model.example_inputs())
     for hook in hooks:
         hook.remove()
-    plan = model.plan
-    assert shapes == [plan.stem_shape, *(s.shape_out for s in plan.stages)]
+    assert shapes == _planned(model.plan, load_spec(name).pathways is not None)
     assert out.shape == (1, 3)
 
 

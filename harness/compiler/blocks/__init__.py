@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from harness.compiler.blocks import inception, plain, resnet, x3d  # noqa: F401  (register)
+from harness.compiler.blocks import (  # noqa: F401  (register)
+    attention,
+    inception,
+    mvit,
+    plain,
+    resnet,
+    x3d,
+)
 from harness.compiler.blocks._registry import BLOCKS, BlockFn, create_block, list_blocks
 
 __all__ = ["BLOCKS", "BlockFn", "create_block", "list_blocks"]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from harness.compiler.layers import ConvNormAct, create_act
+from harness.compiler.plan import Grid
 from harness.registry import Registry
 
 __all__ = ["BLOCKS", "BlockFn", "Residual", "create_block", "list_blocks", "pick"]
@@ -23,6 +24,7 @@ class BlockFn(Protocol):
         dim_inner: int | None,
         stride: tuple[int, int],
         index: int,
+        grid: Grid | None = None,
     ) -> nn.Module: ...
 
 
@@ -37,6 +39,7 @@ def create_block(
     dim_inner: int | None,
     stride: tuple[int, int],
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     """Build block ``spec`` (its ``type`` picks the builder).
 
@@ -47,9 +50,16 @@ def create_block(
         dim_inner: inner (bottleneck) channels, for blocks that have them.
         stride: (temporal, spatial) stride of this block.
         index: position of the block in its stage (for per-block patterns).
+        grid: extent and token layout the block reads (token blocks need it).
     """
     return BLOCKS.get(spec.type)(
-        spec, dim_in=dim_in, dim_out=dim_out, dim_inner=dim_inner, stride=stride, index=index
+        spec,
+        dim_in=dim_in,
+        dim_out=dim_out,
+        dim_inner=dim_inner,
+        stride=stride,
+        index=index,
+        grid=grid,
     )
 
 

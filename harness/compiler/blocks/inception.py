@@ -17,6 +17,7 @@ from torch import nn
 from harness.compiler.blocks._registry import BLOCKS
 from harness.compiler.convs import create_conv_unit
 from harness.compiler.layers import ConvNormAct
+from harness.compiler.plan import Grid
 from harness.errors import SpecError
 from harness.spec.blocks import SepInceptionBlockSpec
 
@@ -53,6 +54,7 @@ def create_sep_inception_block(
     dim_inner: int | None,
     stride: tuple[int, int],
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     if stride != (1, 1):
         raise SpecError("inception modules do not stride; put a 'pool' on the stage before")

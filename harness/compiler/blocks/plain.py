@@ -6,6 +6,7 @@ from torch import nn
 
 from harness.compiler.blocks._registry import BLOCKS
 from harness.compiler.convs import create_conv_unit
+from harness.compiler.plan import Grid
 from harness.spec.blocks import PlainBlockSpec
 
 
@@ -18,6 +19,7 @@ def create_plain_block(
     dim_inner: int | None,
     stride: tuple[int, int],
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
     return create_conv_unit(

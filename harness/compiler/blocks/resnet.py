@@ -19,6 +19,7 @@ from torch import nn
 from harness.compiler.blocks._registry import BLOCKS, Residual, pick
 from harness.compiler.layers import ConvNormAct, create_act, create_norm
 from harness.compiler.layers import r2plus1d_mid_width as mid_width
+from harness.compiler.plan import Grid
 from harness.spec.blocks import (
     BasicBlockSpec,
     BottleneckBlockSpec,
@@ -45,6 +46,7 @@ def create_basic_block(
     dim_inner: int | None,
     stride: Stride,
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
     kt, k = pick(spec.temporal_kernel, index), spec.spatial_kernel
@@ -83,6 +85,7 @@ def create_r2plus1d_block(
     dim_inner: int | None,
     stride: Stride,
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     kt, k = pick(spec.temporal_kernel, index), spec.spatial_kernel
     mid1 = mid_width(dim_in, dim_out, kt, k)
@@ -106,6 +109,7 @@ def create_bottleneck_block(
     dim_inner: int | None,
     stride: Stride,
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
     inner, k = _inner(dim_inner), spec.spatial_kernel
@@ -169,6 +173,7 @@ def create_tsm_block(
     dim_inner: int | None,
     stride: Stride,
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
     inner, k = _inner(dim_inner), spec.spatial_kernel
@@ -200,6 +205,7 @@ def create_csn_block(
     dim_inner: int | None,
     stride: Stride,
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
     inner, k = _inner(dim_inner), spec.spatial_kernel
@@ -252,6 +258,7 @@ def create_p3d_block(
     dim_inner: int | None,
     stride: Stride,
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
     inner, k = _inner(dim_inner), spec.spatial_kernel

@@ -12,6 +12,7 @@ from torch import nn
 
 from harness.compiler.blocks._registry import BLOCKS, Residual, pick
 from harness.compiler.layers import ConvNormAct, SqueezeExcite, create_act
+from harness.compiler.plan import Grid
 from harness.spec.blocks import X3DBlockSpec
 from harness.spec.expand import round_width
 
@@ -25,6 +26,7 @@ def create_x3d_block(
     dim_inner: int | None,
     stride: tuple[int, int],
     index: int,
+    grid: Grid | None = None,
 ) -> nn.Module:
     assert dim_inner is not None, "the spec validator guarantees an inner width"
     t, s = stride

@@ -1,0 +1,216 @@
+"""``harness search`` and ``harness demo``."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import optuna
+import pandas as pd
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.errors import SpecError
+from harness.results import pareto_mask
+from harness.search import SearchResult, SearchSpace, load_space, parse_budget, run_search
+from harness.search._records import trials_frame
+
+__all__ = ["register"]
+
+console = Console(stderr=True)
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+Trials = Annotated[int, typer.Option("--trials", help="Finished trials the study should reach.")]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", help="Stop asking for trials after S seconds.")
+]
+Study = Annotated[str | None, typer.Option("--study", help="Study name (default: the space's).")]
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", help="postgresql://... or sqlite:///... (default: journal file)."),
+]
+Results = Annotated[Path, typer.Option("--results", help="Results directory.")]
+Workers = Annotated[int, typer.Option("--workers", help="Worker processes on this machine.")]
+Sampler = Annotated[
+    str | None, typer.Option("--sampler", help="tpe, nsga2, nsga3, random, grid, gp.")
+]
+Seed = Annotated[int | None, typer.Option("--seed", help="Study seed (default: the space's).")]
+Budget = Annotated[
+    list[str] | None, typer.Option("--budget", help="COST=LIMIT, overrides the space's budget.")
+]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the study (the default anyway).")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object at the end.")]
+
+
+def _cli_error(message: str, option: str) -> SpecError:
+    return SpecError(message, path=(option,), file="<command line>")
+
+
+def _budgets(values: list[str] | None) -> dict[str, float]:
+    out = {}
+    for text in values or []:
+        try:
+            cost, limit = parse_budget(text)
+        except ValueError as exc:
+            raise _cli_error(str(exc), "--budget") from None
+        out[cost] = limit
+    return out
+
+
+def _front_table(df: pd.DataFrame, space: SearchSpace) -> Table:
+    table = Table(title="Pareto set (complete, within budget)", title_justify="left")
+    for column in ("trial", *space.objectives, "spec"):
+        table.add_column(column, justify="right")
+    if df.empty or "feasible" not in df:
+        return table
+    done = df[(df["state"] == "complete") & df["feasible"].fillna(False).astype(bool)]
+    if done.empty:
+        return table
+    front = done[pareto_mask(done, space.objectives)].sort_values(next(iter(space.objectives)))
+    for _, row in front.head(12).iterrows():
+        cells = [str(row["trial"])]
+        cells += [_fmt(row[name]) for name in space.objectives]
+        table.add_row(*cells, str(row["spec_hash"])[:10])
+    return table
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+class _Display:
+    """Progress bar and live Pareto summary, refreshed after each trial."""
+
+    def __init__(self, space: SearchSpace, trials: int) -> None:
+        self.space = space
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console,
+        )
+        self.task = self.progress.add_task("trials", total=trials, counts="")
+        self.live = Live(Group(self.progress), console=console, refresh_per_second=4)
+
+    def update(self, study: optuna.Study) -> None:
+        df = trials_frame(study)
+        if df.empty:
+            return
+        counts = df["state"].value_counts()
+        done = int(sum(counts.get(s, 0) for s in ("complete", "infeasible", "pruned", "failed")))
+        text = "  ".join(f"{s} {int(n)}" for s, n in counts.items())
+        self.progress.update(self.task, completed=done, counts=text)
+        self.live.update(Group(self.progress, _front_table(df, self.space)))
+
+
+def _summary(result: SearchResult, seconds: float) -> None:
+    console.print(
+        f"study [bold]{result.study}[/bold]: {result.count('complete')} complete, "
+        f"{result.count('infeasible')} infeasible (rejected before training), "
+        f"{result.count('pruned')} pruned, {result.count('failed')} failed "
+        f"in {seconds:.1f} s"
+    )
+    console.print(f"results table: [bold]{result.results}[/bold] (and trials.csv beside it)")
+
+
+def _search(
+    space: SearchSpace,
+    *,
+    trials: int,
+    timeout: float | None,
+    study: str | None,
+    storage: str | None,
+    results: Path,
+    workers: int,
+    sampler: str | None,
+    seed: int | None,
+    as_json: bool,
+) -> SearchResult:
+    if trials < 1:
+        raise _cli_error(f"must be at least 1, got {trials}", "--trials")
+    if workers < 1:
+        raise _cli_error(f"must be at least 1, got {workers}", "--workers")
+    start = time.perf_counter()
+    display = None if as_json else _Display(space, trials)
+    kwargs = dict(
+        trials=trials, study=study, storage=storage, results_dir=results,
+        workers=workers, sampler=sampler, seed=seed, timeout=timeout,
+    )  # fmt: skip
+    if display is None:
+        result = run_search(space, **kwargs)  # type: ignore[arg-type]
+    else:
+        with display.live:
+            result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        console.print(_front_table(result.table, space))
+        _summary(result, time.perf_counter() - start)
+    return result
+
+
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def search_command(
+    space_file: Annotated[Path, typer.Argument(metavar="SPACE.yaml", help="A search space.")],
+    trials: Trials = 20,
+    timeout: Timeout = None,
+    study: Study = None,
+    storage: Storage = None,
+    results: Results = Path("results"),
+    workers: Workers = 1,
+    sampler: Sampler = None,
+    seed: Seed = None,
+    budget: Budget = None,
+    resume: Resume = False,
+    as_json: Json = False,
+) -> None:
+    """Search a space for the Pareto set of accuracy against cost; every trial is recorded.
+
+    Running the same command again (or with --resume) continues the study.
+    """
+    _quiet_optuna()
+    space = load_space(space_file)
+    budgets = _budgets(budget)
+    if budgets:
+        space = space.with_budgets(budgets)
+    _search(
+        space, trials=trials, timeout=timeout, study=study, storage=storage, results=results,
+        workers=workers, sampler=sampler, seed=seed, as_json=as_json,
+    )  # fmt: skip
+
+
+def demo_command(
+    trials: Trials = 12,
+    results: Results = Path("results"),
+    as_json: Json = False,
+) -> None:
+    """Run a small search on the built-in synthetic benchmark (embedded storage)."""
+    _quiet_optuna()
+    space = load_space(SPACES_DIR / "demo.yaml")
+    _search(
+        space, trials=trials, timeout=None, study="demo", storage=None, results=results,
+        workers=1, sampler=None, seed=None, as_json=as_json,
+    )  # fmt: skip
+    if not as_json:
+        console.print(f"open the dashboard: [bold]harness dashboard --results {results}[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search_command)
+    app.command("demo")(demo_command)

@@ -1,0 +1,129 @@
+"""``harness train``: train and evaluate one spec on a data set.
+
+Under ``torchrun --nproc_per_node N -m harness train ...`` the processes train together
+(DDP) and only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import SpecError
+
+__all__ = ["register"]
+
+console = Console(stderr=False)
+
+
+def _build(model: type[Any], values: dict[str, Any]) -> Any:
+    """A config model from command-line values, bad values as one-line SpecErrors."""
+    try:
+        return model(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "<options>"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SpecError(message, path=(name,), file="<command line>") from None
+
+
+def _views(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    clips, _, crops = text.lower().partition("x")
+    try:
+        return int(clips), int(crops or 1)
+    except ValueError:
+        raise SpecError(
+            f"expected CLIPSxCROPS such as 10x3, got '{text}'",
+            path=("--views",),
+            file="<command line>",
+        ) from None
+
+
+def _print(result: Any) -> None:
+    table = Table(title=f"training {result.spec_hash[:12]}  ({result.status})")
+    for column in ("epoch", "train loss", "lr", "top-1", "top-5", "seconds", "clips/s"):
+        table.add_column(column, justify="right")
+    for row in result.history:
+        table.add_row(
+            str(row["epoch"]),
+            f"{row['train_loss']:.4f}",
+            f"{row['lr']:.3g}",
+            f"{row['top1']:.3f}",
+            f"{row['top5']:.3f}",
+            f"{row['seconds']:.1f}",
+            f"{row['clips_per_second']:.1f}",
+        )
+    console.print(table)
+    console.print(
+        f"top-1 {result.top1:.4f}  top-5 {result.top5:.4f}  mean class {result.mean_class_acc:.4f}"
+        f"  (single view top-1 {result.top1_single_view:.4f})"
+    )
+    console.print(
+        f"trained {result.epochs} epochs in {result.train_seconds:.1f} s "
+        f"({result.train_clips_per_second:.1f} clips/s); checkpoint: {result.checkpoint}"
+    )
+
+
+Opt = typer.Option
+
+
+def train_command(
+    spec: Annotated[str, typer.Argument(help="A YAML spec file or a zoo name.")],
+    data: Annotated[
+        str, Opt("--data", help="synthetic[:tiny|small|large], LAYOUT:PATH, a path or a YAML.")
+    ] = "synthetic",
+    epochs: Annotated[int | None, Opt("--epochs", help="Epochs (default 1).")] = None,
+    batch: Annotated[int | None, Opt("--batch", help="Clips per step per process.")] = None,
+    out: Annotated[Path | None, Opt("--out", help="Folder for checkpoint and metrics.")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Print one JSON object.")] = False,
+    lr: Annotated[float | None, Opt("--lr", help="Peak learning rate.")] = None,
+    optimizer: Annotated[str | None, Opt("--optimizer", help="sgd or adamw.")] = None,
+    subset: Annotated[float | None, Opt("--subset", help="Fraction of the train split.")] = None,
+    frames: Annotated[int | None, Opt("--frames", help="Clip frames (default: spec's).")] = None,
+    size: Annotated[int | None, Opt("--size", help="Crop size (default: the spec's).")] = None,
+    views: Annotated[str | None, Opt("--views", help="Test views CLIPSxCROPS, e.g. 10x3.")] = None,
+    workers: Annotated[int | None, Opt("--workers", help="Loader processes.")] = None,
+    device: Annotated[str | None, Opt("--device", help="cpu or cuda.")] = None,
+    precision: Annotated[str | None, Opt("--precision", help="auto, fp32, bf16, fp16.")] = None,
+    seed: Annotated[int | None, Opt("--seed", help="Seed of weights, order, augmentation.")] = None,
+    resume: Annotated[bool, Opt("--resume/--no-resume", help="Continue from --out.")] = True,
+) -> None:
+    """Train a spec on a data set, evaluate it, and print its accuracy."""
+    from harness.train import Fidelity, TrainConfig, train
+
+    config = _build(
+        TrainConfig,
+        {"batch_size": batch, "lr": lr, "optimizer": optimizer, "views": _views(views),
+         "num_workers": workers, "device": device, "precision": precision, "seed": seed},
+    )  # fmt: skip
+    fidelity = _build(
+        Fidelity, {"epochs": epochs, "subset": subset, "frames": frames, "size": size}
+    )
+    main = int(os.environ.get("RANK", "0")) == 0
+    show = main and not as_json and sys.stderr.isatty()
+    result = train(
+        spec, data, config=config, fidelity=fidelity, out_dir=out, resume=resume, progress=show
+    )
+    if main:
+        if as_json:
+            typer.echo(json.dumps(result.model_dump(mode="json")))
+        else:
+            _print(result)
+    if result.status != "complete":
+        if main:
+            sys.stderr.write(f"harness: training stopped: {result.reason}\n")
+        raise SystemExit(1)  # NOTE: typer.Exit's code is lost under standalone_mode=False
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)

@@ -1,0 +1,264 @@
+"""Clip data sets: a split of videos, sampled and transformed into model inputs.
+
+An item is ``(clip, label, video)``: ``clip`` is a ``(C, T, H, W)`` float tensor (a
+``{"rgb": ..., "flow": ...}`` mapping for two-stream data), ``video`` the index of the
+video it came from. In evaluation a data set of ``N`` videos with ``views = (K, S)``
+has ``N * K * S`` items, one per temporal clip and spatial crop, whose scores the
+evaluator averages per video. Items are addressed by ``(index, seed)`` keys (see
+:class:`harness.data.loader.ClipSampler`), so that every random choice of an item follows
+from its key, whatever the worker that loads it.
+
+A video that fails to decode mid-epoch is replaced by the next one (with a warning), so
+a bad file never stops a run; :mod:`harness.data.index` already skipped the files whose
+headers could not be read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from harness.data.flow import FLOW_MEAN, FLOW_STD, load_flow
+from harness.data.index import DataWarning, VideoRecord, get_cache_dir, load_video_index
+from harness.data.sampling import sample_clip
+from harness.data.spec import SyntheticDataSpec, VideoDataSpec, load_data_spec
+from harness.data.synthetic import SyntheticVideos
+from harness.data.transforms import ClipTransform, create_test_transform, create_train_transform
+from harness.data.video import DecodeError, load_folder_frames, load_video_frames
+from harness.spec.schema import ClipSpec
+
+__all__ = ["ClipDataset", "SyntheticClipDataset", "VideoClipDataset", "create_dataset"]
+
+Key = int | tuple[int, int]
+MAX_REPLACEMENTS = 16  # videos tried in place of one that fails to decode
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """``(T, H, W, C)`` uint8 -> ``(T, C, H, W)`` float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
+
+
+class ClipDataset(Dataset[tuple[Any, int, int]], ABC):
+    """Sampling and views shared by every data set; subclasses read frames.
+
+    Args:
+        clip: frames, stride and crop size of a clip (from the model spec).
+        train: random clips and augmentation (else deterministic views).
+        views: (temporal clips, spatial crops) per video in evaluation.
+        sampler: the clip sampler's name.
+    """
+
+    classes: list[str]
+
+    def __init__(
+        self, *, clip: ClipSpec, train: bool, views: tuple[int, int], sampler: str
+    ) -> None:
+        self.clip = clip
+        self.train = train
+        self.views = (1, 1) if train else views
+        self.sampler = sampler
+        self._warned: set[int] = set()
+
+    @property
+    @abstractmethod
+    def labels(self) -> np.ndarray:
+        """Class of every video."""
+
+    @abstractmethod
+    def num_frames(self, video: int) -> int:
+        """Source frames of video ``video``."""
+
+    @abstractmethod
+    def load(
+        self, video: int, indices: np.ndarray, rng: np.random.Generator | None, crop: int
+    ) -> Any:
+        """The transformed clip of frames ``indices`` of ``video`` (spatial view ``crop``)."""
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return self.num_videos * self.views[0] * self.views[1]
+
+    def __getitem__(self, key: Key) -> tuple[Any, int, int]:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        rng = np.random.default_rng(seed) if self.train else None
+        video, view = divmod(index, self.views[0] * self.views[1])
+        for attempt in range(MAX_REPLACEMENTS):
+            candidate = (video + attempt) % self.num_videos
+            try:
+                return self._item(candidate, view, rng), int(self.labels[candidate]), video
+            except DecodeError as exc:
+                if candidate not in self._warned:
+                    self._warned.add(candidate)
+                    warnings.warn(
+                        f"skipping a video that fails to decode: {exc}", DataWarning, stacklevel=2
+                    )
+        raise DecodeError(f"{MAX_REPLACEMENTS} videos in a row failed to decode")
+
+    def _item(self, video: int, view: int, rng: np.random.Generator | None) -> Any:
+        temporal, crop = divmod(view, self.views[1])
+        indices = sample_clip(
+            self.sampler,
+            self.num_frames(video),
+            frames=self.clip.frames,
+            stride=self.clip.stride,
+            rng=rng,
+            view=temporal,
+            views=self.views[0],
+        )
+        return self.load(video, indices, rng, crop)
+
+
+class SyntheticClipDataset(ClipDataset):
+    """A split of the built-in benchmark, rendered at the clip's size."""
+
+    def __init__(
+        self,
+        spec: SyntheticDataSpec,
+        split: str,
+        *,
+        clip: ClipSpec,
+        train: bool,
+        views: tuple[int, int],
+    ) -> None:
+        sampler = spec.train_sampler if train else spec.test_sampler
+        super().__init__(clip=clip, train=train, views=views, sampler=sampler)
+        self.videos = SyntheticVideos(spec, split)
+        self.classes = self.videos.classes
+        self._labels = np.arange(len(self.videos)) % spec.classes
+        self.transform = create_train_transform(
+            size=clip.size, mean=spec.mean, std=spec.std, crop=False, flip=False
+        )
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def num_frames(self, video: int) -> int:
+        return self.videos.spec.video_frames
+
+    def load(
+        self, video: int, indices: np.ndarray, rng: np.random.Generator | None, crop: int
+    ) -> torch.Tensor:
+        frames = _to_tensor(self.videos.render(video, indices, self.clip.size))
+        return self.transform(frames, rng).permute(1, 0, 2, 3)
+
+
+class VideoClipDataset(ClipDataset):
+    """A split of a real data set: decoded video files or frame folders."""
+
+    def __init__(
+        self,
+        spec: VideoDataSpec,
+        split: str,
+        *,
+        clip: ClipSpec,
+        train: bool,
+        views: tuple[int, int],
+    ) -> None:
+        sampler = spec.train_sampler if train else spec.test_sampler
+        super().__init__(clip=clip, train=train, views=views, sampler=sampler)
+        self.spec = spec
+        index = load_video_index(spec, split)
+        self.classes = list(index.classes)
+        self.records: tuple[VideoRecord, ...] = index.records
+        self.skipped = index.skipped
+        self._labels = np.array([r.label for r in self.records], dtype=np.int64)
+        self.short_side = spec.short_side or round(clip.size * 8 / 7)
+        self.cache_dir = get_cache_dir(spec.cache_dir)
+        self.transforms = {
+            "rgb": self._transforms(spec.mean, spec.std, ()),
+            "flow": self._transforms(FLOW_MEAN, FLOW_STD, (0,)),
+        }
+
+    def _transforms(
+        self, mean: tuple[float, ...], std: tuple[float, ...], negate: tuple[int, ...]
+    ) -> list[ClipTransform]:
+        size, views = self.clip.size, self.views[1]
+        if self.train:
+            flip = self.spec.allows_flip()
+            return [
+                create_train_transform(
+                    size=size,
+                    mean=mean,
+                    std=std,
+                    scale=self.spec.crop_scale,
+                    flip=flip,
+                    negate_channels=negate,
+                )
+            ]
+        return [
+            create_test_transform(size=size, mean=mean, std=std, view=v, views=views)
+            for v in range(views)
+        ]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._labels
+
+    def num_frames(self, video: int) -> int:
+        return self.records[video].frames
+
+    def _frames(self, record: VideoRecord, indices: np.ndarray) -> np.ndarray:
+        absolute = indices + record.first
+        reader = load_folder_frames if record.folder else load_video_frames
+        return reader(record.path, absolute, short_side=self.short_side)
+
+    def _flow(self, record: VideoRecord, indices: np.ndarray) -> np.ndarray:
+        total = record.first + record.frames
+        return load_flow(
+            record.path,
+            indices + record.first,
+            num_frames=total,
+            read_frames=lambda idx: self._frames(record, idx - record.first),
+            algorithm=self.spec.flow,
+            short_side=self.short_side,
+            cache_dir=self.cache_dir,
+        )
+
+    def load(
+        self, video: int, indices: np.ndarray, rng: np.random.Generator | None, crop: int
+    ) -> Any:
+        record = self.records[video]
+        streams = {"rgb": self._frames, "flow": self._flow}
+        wanted = self.spec.modality.split("+")
+        state = rng.bit_generator.state if rng is not None else {}
+        out = {}
+        for name in wanted:
+            if rng is not None:  # NOTE: the same crop and flip for both streams
+                rng.bit_generator.state = state
+            frames = _to_tensor(streams[name](record, indices))
+            transform = self.transforms[name][0 if self.train else crop]
+            out[name] = transform(frames, rng).permute(1, 0, 2, 3)
+        return out if len(out) > 1 else out[wanted[0]]
+
+
+def create_dataset(
+    data: str | SyntheticDataSpec | VideoDataSpec,
+    split: str,
+    *,
+    clip: ClipSpec,
+    train: bool | None = None,
+    views: tuple[int, int] = (1, 1),
+) -> ClipDataset:
+    """The clips of ``split`` (``"train"`` or ``"val"``) of a data set.
+
+    Args:
+        data: a data-set spec or name (see :func:`harness.data.load_data_spec`).
+        split: which split.
+        clip: frames, stride and crop size (the model spec's ``clip``).
+        train: augment and sample at random (default: ``split == "train"``).
+        views: (temporal clips, spatial crops) per video when not training.
+    """
+    spec = load_data_spec(data)
+    is_train = split == "train" if train is None else train
+    if isinstance(spec, SyntheticDataSpec):
+        return SyntheticClipDataset(spec, split, clip=clip, train=is_train, views=views)
+    return VideoClipDataset(spec, split, clip=clip, train=is_train, views=views)

@@ -1,0 +1,412 @@
+"""Data-set layouts: where the videos are and which class each belongs to.
+
+One registered :class:`Layout` per way people lay out video data sets. A layout lists
+the entries of a split (``train`` or ``val``) with their class names; it does not open
+any video (:mod:`harness.data.index` checks and probes the files).
+
+    folder    ROOT/CLASS/VIDEO, or ROOT/{train,val}/CLASS/VIDEO (no split folders: a
+              ``val_fraction`` of each class is held out, chosen by file-name hash)
+    frames    the same with a folder of images (img_00001.jpg, ...) per video
+    kinetics  Kinetics CSV (label, youtube_id, time_start, time_end, split); ROOT is the
+              CSV or a folder of them (train.csv, validate.csv); videos named
+              ID_START_END.mp4 (segments) or ID.mp4 (trimmed to START..END) anywhere
+              under ``videos``
+    ucf101    classInd.txt, trainlistNN.txt, testlistNN.txt (UCF101, or HMDB51 in that form)
+    hmdb51    HMDB51's own split files, CLASS_test_splitN.txt (1 train, 2 test)
+    ssv2      Something-Something v2 JSON: labels.json, train.json, validation.json and
+              ID.webm; direction-sensitive, so flips are off by default
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from harness.errors import SpecError
+from harness.registry import Registry
+
+if TYPE_CHECKING:
+    from harness.data.spec import VideoDataSpec
+
+__all__ = [
+    "Entry",
+    "Layout",
+    "Listing",
+    "detect_layout",
+    "get_layout",
+    "list_layouts",
+    "register_layout",
+]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One video as the annotations name it."""
+
+    name: str  # as written in the annotations (for messages)
+    label: str  # class name
+    path: Path | None  # the file or frame folder; None when it cannot be found
+    start: float | None = None  # seconds into the video where the segment starts
+    end: float | None = None  # ... and ends (None: the whole video)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The classes of a data set and the entries of one split."""
+
+    classes: list[str]
+    entries: list[Entry] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How to list one layout, recognise it, and treat its videos."""
+
+    list_split: Callable[[VideoDataSpec, str], Listing]  # (spec, "train" | "val")
+    detect: Callable[[Path], bool]  # does this path look like the layout?
+    priority: int  # detection order: lower first (specific layouts before folders)
+    frames: bool = False  # entries are folders of images, not video files
+    flip: bool = True  # whether horizontal flips keep the label (False: SSv2)
+
+
+LAYOUTS: Registry[Layout] = Registry("layout")
+
+
+def register_layout(name: str) -> Callable[[Layout], Layout]:
+    """Register a :class:`Layout` under ``name`` (call with the layout instance)."""
+    return LAYOUTS.register(name)
+
+
+def get_layout(name: str) -> Layout:
+    """The layout registered as ``name``."""
+    return LAYOUTS.get(name)
+
+
+def list_layouts() -> list[str]:
+    """Registered layout names, sorted."""
+    return LAYOUTS.names()
+
+
+def detect_layout(path: Path) -> str | None:
+    """The first layout (by priority) that recognises ``path``, or None."""
+    for name in sorted(LAYOUTS, key=lambda n: LAYOUTS.get(n).priority):
+        try:
+            if LAYOUTS.get(name).detect(path):
+                return name
+        except OSError:
+            continue
+    return None
+
+
+def _videos_dir(spec: VideoDataSpec) -> Path:
+    root = Path(spec.root).expanduser()
+    if spec.videos is not None:
+        return Path(spec.videos).expanduser()
+    return root.parent if root.is_file() else root
+
+
+def _split_names(spec: VideoDataSpec, split: str) -> tuple[str, ...]:
+    if split == "train":
+        return (spec.train_split,)
+    if spec.val_split == "val":  # accept the usual spellings of the default
+        return ("val", "validate", "validation", "test")
+    return (spec.val_split,)
+
+
+# ---------------------------------------------------------------- folder and frames
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _is_item(path: Path, frames: bool) -> bool:
+    if frames:
+        return path.is_dir()
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _held_out(name: str, fraction: float) -> bool:
+    digest = hashlib.sha1(name.encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < fraction
+
+
+def _class_root(spec: VideoDataSpec, split: str) -> tuple[Path, Path, bool]:
+    """(folder of the split's class folders, folder of the training classes, has splits)."""
+    root = Path(spec.root).expanduser()
+    train = root / spec.train_split
+    if not train.is_dir():
+        return root, root, False
+    for name in _split_names(spec, split):
+        if (root / name).is_dir():
+            return root / name, train, True
+    raise SpecError(
+        f"no '{_split_names(spec, split)[0]}' folder next to '{spec.train_split}' in {root}",
+        path=("data", "val_split"),
+    )
+
+
+def _list_folder(spec: VideoDataSpec, split: str, frames: bool) -> Listing:
+    split_dir, train_dir, has_splits = _class_root(spec, split)
+    classes = [d.name for d in _subdirs(train_dir)]
+    entries = []
+    for class_dir in _subdirs(split_dir):
+        for item in sorted(class_dir.iterdir()):
+            if item.name.startswith(".") or not _is_item(item, frames):
+                continue
+            name = f"{class_dir.name}/{item.name}"
+            if not has_splits and _held_out(name, spec.val_fraction) != (split == "val"):
+                continue
+            entries.append(Entry(name=name, label=class_dir.name, path=item))
+    return Listing(classes=classes, entries=entries)
+
+
+def _class_folders(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    base = path / "train" if (path / "train").is_dir() else path
+    return _subdirs(base)
+
+
+def _first_item(path: Path) -> Path | None:
+    for class_dir in _class_folders(path)[:8]:
+        for item in sorted(class_dir.iterdir()):
+            if not item.name.startswith("."):
+                return item
+    return None
+
+
+def _detect_folder(path: Path) -> bool:
+    item = _first_item(path)
+    return item is not None and _is_item(item, frames=False)
+
+
+def _detect_frames(path: Path) -> bool:
+    item = _first_item(path)
+    return (
+        item is not None
+        and item.is_dir()
+        and any(p.suffix.lower() in IMAGE_SUFFIXES for p in item.iterdir())
+    )
+
+
+register_layout("folder")(
+    Layout(
+        list_split=lambda spec, split: _list_folder(spec, split, frames=False),
+        detect=_detect_folder,
+        priority=90,
+    )
+)
+register_layout("frames")(
+    Layout(
+        list_split=lambda spec, split: _list_folder(spec, split, frames=True),
+        detect=_detect_frames,
+        priority=80,
+        frames=True,
+    )
+)
+
+# ---------------------------------------------------------------- Kinetics
+
+
+def _index_videos(folder: Path) -> dict[str, Path]:
+    """Video files under ``folder`` by file stem (the first one found wins)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            found.setdefault(path.stem, path)
+    return found
+
+
+def _csv_rows(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    files = [root] if root.is_file() else sorted(root.glob("*.csv"))
+    for file in files:
+        with file.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                yield file.stem, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+
+
+def _kinetics_entry(row: dict[str, str], videos: dict[str, Path]) -> Entry:
+    vid, start, end = row["youtube_id"], row.get("time_start", ""), row.get("time_end", "")
+    if start and end:
+        segment = f"{vid}_{int(float(start)):06d}_{int(float(end)):06d}"
+        if segment in videos:
+            return Entry(name=segment, label=row["label"], path=videos[segment])
+    path = videos.get(vid)
+    return Entry(
+        name=vid,
+        label=row["label"],
+        path=path,
+        start=float(start) if start else None,
+        end=float(end) if end else None,
+    )
+
+
+def _list_kinetics(spec: VideoDataSpec, split: str) -> Listing:
+    root = Path(spec.root).expanduser()
+    rows = list(_csv_rows(root))
+    if not rows or "label" not in rows[0][1] or "youtube_id" not in rows[0][1]:
+        raise SpecError(
+            "a Kinetics CSV needs the columns label, youtube_id, time_start, time_end, split",
+            path=("data", "root"),
+            file=str(root),
+        )
+
+    def in_split(stem: str, row: dict[str, str], names: tuple[str, ...]) -> bool:
+        return (row.get("split") or stem) in names
+
+    train_rows = [r for stem, r in rows if in_split(stem, r, _split_names(spec, "train"))]
+    classes = sorted({r["label"] for r in train_rows or [r for _, r in rows]})
+    names = _split_names(spec, split)
+    videos = _index_videos(_videos_dir(spec))
+    entries = [_kinetics_entry(r, videos) for stem, r in rows if in_split(stem, r, names)]
+    return Listing(classes=classes, entries=entries)
+
+
+def _detect_kinetics(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".csv"
+    return path.is_dir() and any(path.glob("*.csv"))
+
+
+register_layout("kinetics")(Layout(list_split=_list_kinetics, detect=_detect_kinetics, priority=40))
+
+# ---------------------------------------------------------------- UCF101 and HMDB51
+
+
+def _find(root: Path, pattern: str) -> Path | None:
+    for folder in (root, *_subdirs(root)):
+        hits = sorted(folder.glob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _locate(videos: Path, relative: str) -> Path | None:
+    name = Path(relative)
+    for candidate in (videos / name, videos / "UCF-101" / name, videos / name.name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _list_ucf(spec: VideoDataSpec, split: str) -> Listing:
+    root = Path(spec.root).expanduser()
+    class_file = _find(root, "classInd.txt")
+    list_name = f"{'trainlist' if split == 'train' else 'testlist'}{spec.split:02d}.txt"
+    split_file = _find(root, list_name)
+    if class_file is None or split_file is None:
+        missing = "classInd.txt" if class_file is None else list_name
+        raise SpecError(f"no {missing} under {root}", path=("data", "root"))
+    classes = [line.split()[1] for line in class_file.read_text().splitlines() if line.strip()]
+    videos = _videos_dir(spec)
+    entries = []
+    for line in split_file.read_text().splitlines():
+        if not line.strip():
+            continue
+        relative = line.split()[0]
+        label = relative.split("/")[0] if "/" in relative else ""
+        entries.append(Entry(name=relative, label=label, path=_locate(videos, relative)))
+    return Listing(classes=classes, entries=entries)
+
+
+def _list_hmdb(spec: VideoDataSpec, split: str) -> Listing:
+    root = Path(spec.root).expanduser()
+    pattern = f"*_test_split{spec.split}.txt"
+    folder = root / "testTrainMulti_7030_splits"
+    files = sorted((folder if folder.is_dir() else root).glob(pattern))
+    if not files:
+        raise SpecError(f"no {pattern} split files under {root}", path=("data", "root"))
+    wanted = "1" if split == "train" else "2"
+    classes = sorted(f.name.rsplit("_test_split", 1)[0] for f in files)
+    videos = _videos_dir(spec)
+    entries = []
+    for file in files:
+        label = file.name.rsplit("_test_split", 1)[0]
+        for line in file.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == wanted:
+                path = _locate(videos, f"{label}/{parts[0]}")
+                entries.append(Entry(name=f"{label}/{parts[0]}", label=label, path=path))
+    return Listing(classes=classes, entries=entries)
+
+
+register_layout("ucf101")(
+    Layout(
+        list_split=_list_ucf,
+        detect=lambda p: p.is_dir() and _find(p, "classInd.txt") is not None,
+        priority=20,
+    )
+)
+register_layout("hmdb51")(
+    Layout(
+        list_split=_list_hmdb,
+        detect=lambda p: (
+            p.is_dir()
+            and ((p / "testTrainMulti_7030_splits").is_dir() or any(p.glob("*_test_split1.txt")))
+        ),
+        priority=30,
+    )
+)
+
+# ---------------------------------------------------------------- Something-Something v2
+
+_SSV2_FILES = {
+    "labels": ("labels.json", "something-something-v2-labels.json"),
+    "train": ("train.json", "something-something-v2-train.json"),
+    "val": ("validation.json", "something-something-v2-validation.json"),
+}
+
+
+def _ssv2_file(folder: Path, kind: str) -> Path:
+    for name in _SSV2_FILES[kind]:
+        if (folder / name).is_file():
+            return folder / name
+    raise SpecError(f"no {' or '.join(_SSV2_FILES[kind])} in {folder}", path=("data", "root"))
+
+
+def _load_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read JSON: {exc}", path=("data", "root"), file=str(path)) from None
+
+
+def _first_existing(*paths: Path) -> Path | None:
+    return next((p for p in paths if p.exists()), None)
+
+
+def _list_ssv2(spec: VideoDataSpec, split: str) -> Listing:
+    root = Path(spec.root).expanduser()
+    folder = root.parent if root.is_file() else root
+    labels = _load_json(_ssv2_file(folder, "labels"))
+    if not isinstance(labels, dict):
+        raise SpecError("labels JSON must map names to ids", path=("data", "root"))
+    classes = sorted(labels, key=lambda name: int(labels[name]))
+    items = _load_json(_ssv2_file(folder, split))
+    if not isinstance(items, list):
+        raise SpecError("split JSON must be a list of videos", path=("data", "root"))
+    videos = _videos_dir(spec)
+    entries = []
+    for item in items:
+        vid = str(item.get("id", "")) if isinstance(item, dict) else ""
+        template = str(item.get("template", "")) if isinstance(item, dict) else ""
+        label = template.replace("[", "").replace("]", "")
+        path = _first_existing(videos / f"{vid}.webm", videos / f"{vid}.mp4")
+        entries.append(Entry(name=vid or "<no id>", label=label, path=path))
+    return Listing(classes=classes, entries=entries)
+
+
+def _detect_ssv2(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".json"
+    return path.is_dir() and any((path / n).is_file() for n in _SSV2_FILES["labels"])
+
+
+register_layout("ssv2")(Layout(list_split=_list_ssv2, detect=_detect_ssv2, priority=10, flip=False))

@@ -1,0 +1,275 @@
+"""Data-set specs: which clips a model trains and is evaluated on.
+
+A data set is named on the command line (``--data``) or by the search as a string, or
+written as a small YAML file. :func:`load_data_spec` turns every form into one frozen,
+validated :data:`DataSpec`:
+
+    synthetic                  the built-in benchmark, default size (``small``)
+    synthetic:tiny             ... at a size: tiny | small | large
+    kinetics:PATH              a layout named explicitly (see ``list_layouts()``)
+    PATH                       a folder, CSV or JSON whose layout is detected
+    data.yaml                  a YAML mapping of :class:`SyntheticDataSpec` or
+                               :class:`VideoDataSpec` fields (``type: synthetic|video``)
+
+The clip shape (frames, stride, crop size) is not part of the data spec: it comes from the
+model spec (``clip``) so that X3D's frame-rate and resolution axes reach the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from harness.errors import SpecError
+from harness.registry import suggest
+
+__all__ = [
+    "KINETICS_MEAN",
+    "KINETICS_STD",
+    "SYNTHETIC_PRESETS",
+    "DataSpec",
+    "SyntheticDataSpec",
+    "VideoDataSpec",
+    "load_data_spec",
+]
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast's RGB mean, on [0, 1] intensities
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Triple = tuple[float, float, float]
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _DataBase(_Node):
+    train_sampler: str = "strided"  # clip sampler for training (see list_samplers())
+    test_sampler: str = "strided"  # clip sampler for evaluation
+    mean: Triple = KINETICS_MEAN  # per-channel mean subtracted, on [0, 1] intensities
+    std: Triple = KINETICS_STD  # per-channel standard deviation divided by
+
+    @model_validator(mode="after")
+    def _known_samplers(self) -> _DataBase:
+        from harness.data.sampling import list_samplers
+
+        known = list_samplers()
+        for name in (self.train_sampler, self.test_sampler):
+            if name not in known:
+                raise ValueError(
+                    f"unknown sampler '{name}'{suggest(name, known)}; known: {', '.join(known)}"
+                )
+        return self
+
+
+# Sizes of the built-in benchmark: tiny for tests and CI, small for the demo, large for
+# real comparisons. Fields left out of a YAML file come from the preset it names.
+SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "classes": 8,
+        "train_clips": 512,
+        "val_clips": 256,
+        "video_frames": 16,
+        "distractors": 1,
+        "noise": 0.05,
+    },
+    "small": {
+        "classes": 12,
+        "train_clips": 2400,
+        "val_clips": 480,
+        "video_frames": 32,
+        "distractors": 2,
+        "noise": 0.08,
+    },
+    "large": {
+        "classes": 16,
+        "train_clips": 9600,
+        "val_clips": 1600,
+        "video_frames": 64,
+        "distractors": 3,
+        "noise": 0.1,
+    },
+}
+
+
+class SyntheticDataSpec(_DataBase):
+    """The built-in benchmark: procedurally rendered videos of moving shapes.
+
+    Fields left out take the values of ``preset`` (the defaults written here are the
+    ``small`` preset's).
+
+    Deterministic from ``seed``; every clip is rendered on the fly at the clip shape the
+    model asks for (or read back from ``cache_dir``). See :mod:`harness.data.synthetic`.
+    """
+
+    type: Literal["synthetic"] = "synthetic"
+    preset: Literal["tiny", "small", "large"] = "small"  # size the other fields default to
+    classes: int = Field(
+        default=12, ge=2, le=16
+    )  # number of classes (the first N of the class table)
+    train_clips: int = Field(default=2400, ge=1, le=10_000_000)  # videos in the training split
+    val_clips: int = Field(default=480, ge=1, le=10_000_000)  # videos in the validation split
+    video_frames: int = Field(
+        default=32, ge=2, le=10_000
+    )  # source frames per video; clips sample these
+    distractors: int = Field(
+        default=2, ge=0, le=16
+    )  # at most this many distractor objects per video
+    noise: float = Field(
+        default=0.08, ge=0, le=0.5
+    )  # largest std of per-pixel Gaussian noise ([0, 1] units)
+    seed: int = Field(default=0, ge=0)  # every pixel follows from (seed, split, index)
+    cache_dir: str | None = None  # render once and keep clips here (None: render on the fly)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            preset = data.get("preset", "small")
+            if preset in SYNTHETIC_PRESETS:
+                data = {**SYNTHETIC_PRESETS[preset], **data}
+        return data
+
+
+class VideoDataSpec(_DataBase):
+    """Real videos (or pre-extracted frames) in one of the known layouts."""
+
+    type: Literal["video"] = "video"
+    layout: str = "auto"  # folder, frames, kinetics, ucf101, hmdb51, ssv2; auto: detect it
+    root: str  # the data set folder, or its annotation file (Kinetics CSV, SSv2 JSON)
+    videos: str | None = None  # folder holding the videos (default: next to the annotations)
+    split: int = Field(default=1, ge=1, le=3)  # official split number (UCF101, HMDB51)
+    train_split: str = "train"  # name of the training split (CSV column value, folder)
+    val_split: str = "val"  # name of the evaluation split
+    val_fraction: Fraction = 0.2  # held out per class when a folder has no split folders
+    modality: Literal["rgb", "flow", "rgb+flow"] = "rgb"  # flow: OpenCV optical flow
+    flow: str = "dis"  # optical-flow algorithm (see list_flow_algorithms())
+    flip: bool | None = None  # random horizontal flip; None: on unless direction-sensitive
+    short_side: int | None = Field(default=None, ge=8, le=4096)  # decode height; None: crop * 8 / 7
+    crop_scale: tuple[Fraction, Fraction] = (0.25, 1.0)  # random-resized-crop area range
+    cache_dir: str | None = None  # probe index and flow cache (None: ~/.cache/harness)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> VideoDataSpec:
+        from harness.data.flow import list_flow_algorithms
+        from harness.data.layouts import list_layouts
+
+        for what, name, known in (
+            ("layout", self.layout, list_layouts()),
+            ("flow algorithm", self.flow, list_flow_algorithms()),
+        ):
+            if name not in known and not (what == "layout" and name == "auto"):
+                raise ValueError(
+                    f"unknown {what} '{name}'{suggest(name, known)}; known: {', '.join(known)}"
+                )
+        if self.crop_scale[0] > self.crop_scale[1]:
+            raise ValueError("crop_scale must be (smallest, largest) area fraction")
+        return self
+
+    def allows_flip(self) -> bool:
+        """Whether horizontal flips may augment this data (never for SSv2's directions)."""
+        from harness.data.layouts import get_layout
+
+        return get_layout(self.layout).flip if self.flip is None else self.flip
+
+
+DataSpec = Annotated[SyntheticDataSpec | VideoDataSpec, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[SyntheticDataSpec | VideoDataSpec] = TypeAdapter(DataSpec)
+
+
+def _validate(data: Any, file: str) -> SyntheticDataSpec | VideoDataSpec:
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [part for part in error["loc"] if part not in ("synthetic", "video")]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SpecError(message, path=("data", *loc), file=file) from None
+
+
+def _load_yaml(path: Path) -> SyntheticDataSpec | VideoDataSpec:
+    from harness.spec._yaml import load_yaml_file
+
+    doc = load_yaml_file(path)
+    if not isinstance(doc.data, dict):
+        raise SpecError("a data spec must be a mapping of keys", file=str(path))
+    data = dict(doc.data)
+    if data.get("type") == "video" and "root" in data and not Path(data["root"]).is_absolute():
+        data["root"] = str(path.parent / data["root"])
+    spec = _validate(data, str(path))
+    return _resolve_layout(spec, str(path))
+
+
+def _resolve_layout(
+    spec: SyntheticDataSpec | VideoDataSpec, file: str
+) -> SyntheticDataSpec | VideoDataSpec:
+    if isinstance(spec, SyntheticDataSpec):
+        return spec
+    root = Path(spec.root).expanduser()
+    if not root.exists():
+        raise SpecError(f"no such file or folder: {root}", path=("data", "root"), file=file)
+    if spec.layout != "auto":
+        return spec
+    from harness.data.layouts import detect_layout
+
+    layout = detect_layout(root)
+    if layout is None:
+        raise SpecError(
+            f"cannot tell the layout of {root}; name it, e.g. 'kinetics:{root}' "
+            "(layouts: folder, frames, kinetics, ucf101, hmdb51, ssv2)",
+            path=("data", "layout"),
+            file=file,
+        )
+    return spec.model_copy(update={"layout": layout})
+
+
+def _from_string(text: str) -> SyntheticDataSpec | VideoDataSpec:
+    from harness.data.layouts import list_layouts
+
+    file = "<data>"
+    if text == "synthetic" or text.startswith("synthetic:"):
+        preset = text.partition(":")[2] or "small"
+        if preset not in SYNTHETIC_PRESETS:
+            known = list(SYNTHETIC_PRESETS)
+            raise SpecError(
+                f"unknown synthetic size '{preset}'{suggest(preset, known)}; "
+                f"known: {', '.join(known)}",
+                path=("data",),
+                file=file,
+            )
+        return _validate({"type": "synthetic", "preset": preset}, file)
+    prefix, sep, rest = text.partition(":")
+    if sep and prefix in list_layouts():
+        spec = _validate({"type": "video", "layout": prefix, "root": rest}, file)
+        return _resolve_layout(spec, file)
+    if text.endswith((".yaml", ".yml")) and Path(text).is_file():
+        return _load_yaml(Path(text))
+    spec = _validate({"type": "video", "layout": "auto", "root": text}, file)
+    return _resolve_layout(spec, file)
+
+
+def load_data_spec(
+    data: str | Path | Mapping[str, Any] | SyntheticDataSpec | VideoDataSpec,
+) -> SyntheticDataSpec | VideoDataSpec:
+    """Resolve a data-set name, path, YAML file or mapping into a validated spec.
+
+    Args:
+        data: ``"synthetic"``, ``"synthetic:tiny|small|large"``, ``"LAYOUT:PATH"``, a path
+            (folder, CSV or JSON; the layout is detected), a ``.yaml`` data spec, a mapping
+            of spec fields, or a spec (returned as is).
+
+    Raises:
+        SpecError: naming the key (``data.root``, ``data.layout``...) and what is wrong.
+    """
+    if isinstance(data, SyntheticDataSpec | VideoDataSpec):
+        return data
+    if isinstance(data, Mapping):
+        return _resolve_layout(_validate(dict(data), "<data>"), "<data>")
+    text = str(data).strip()
+    if not text:
+        raise SpecError("empty data set name", path=("data",), file="<data>")
+    return _from_string(text)

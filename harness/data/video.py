@@ -1,0 +1,194 @@
+"""Reading frames: video files through PyAV, and folders of pre-extracted images.
+
+Only the frames a clip needs are decoded: the wanted indices are grouped into runs, and
+for each run the demuxer seeks to the key frame before it and decodes forward to its last
+frame. Frames are converted to RGB and scaled (by libswscale, during the conversion) so
+that their shorter side is ``short_side``, which keeps the cost of large sources low.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from harness.errors import HarnessError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "DecodeError",
+    "VideoInfo",
+    "list_frame_files",
+    "load_folder_frames",
+    "load_video_frames",
+    "probe_folder",
+    "probe_video",
+]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# Wanted frames further apart than this are reached by a new seek, not by decoding through.
+MAX_DECODE_GAP = 48
+
+
+class DecodeError(HarnessError):
+    """A video or frame folder that cannot be read (missing, corrupt, empty)."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What sampling needs to know of a video."""
+
+    frames: int  # number of frames
+    fps: float  # frames per second (0 when unknown, as for frame folders)
+
+
+_READ_ERRORS = (av.FFmpegError, OSError, ValueError, IndexError, EOFError)
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame count and rate of a video file, from its headers (no decoding).
+
+    Raises:
+        DecodeError: the file is missing, not a video, or has no frames.
+    """
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+            frames = stream.frames
+            if frames <= 0:
+                if stream.duration is not None and stream.time_base is not None:
+                    seconds = float(stream.duration * stream.time_base)
+                else:
+                    seconds = (container.duration or 0) / av.time_base
+                frames = round(seconds * float(rate))
+    except _READ_ERRORS as exc:
+        raise DecodeError(f"{path}: cannot read video ({exc})") from None
+    if frames <= 0:
+        raise DecodeError(f"{path}: video has no frames")
+    return VideoInfo(frames=int(frames), fps=float(rate))
+
+
+def _runs(wanted: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = [[wanted[0]]]
+    for index in wanted[1:]:
+        if index - runs[-1][-1] > MAX_DECODE_GAP:
+            runs.append([index])
+        else:
+            runs[-1].append(index)
+    return runs
+
+
+def _scaled(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    if short_side is None:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _decode_run(
+    container: av.container.InputContainer,
+    run: list[int],
+    short_side: int | None,
+    out: dict[int, np.ndarray],
+) -> None:
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate or stream.guessed_rate or 25)
+    base = stream.time_base or Fraction(1, 1)
+    start = stream.start_time or 0
+    container.seek(start + int(run[0] / fps / base), stream=stream, backward=True)
+    pending = list(run)
+    last = None
+    for position, frame in enumerate(container.decode(stream)):
+        index = (
+            round(float((frame.pts - start) * base) * fps) if frame.pts is not None else position
+        )
+        if index < pending[0]:
+            last = frame
+            continue
+        width, height = _scaled(frame.width, frame.height, short_side)
+        image = frame.to_ndarray(format="rgb24", width=width, height=height)
+        while pending and pending[0] <= index:
+            out[pending.pop(0)] = image
+        if not pending:
+            return
+        last = frame
+    if last is None:
+        raise DecodeError("no frame could be decoded")
+    width, height = _scaled(last.width, last.height, short_side)
+    image = last.to_ndarray(format="rgb24", width=width, height=height)
+    for index in pending:  # past the end of the stream: repeat its last frame
+        out[index] = image
+
+
+def load_video_frames(
+    path: str | Path, indices: np.ndarray, *, short_side: int | None = None
+) -> np.ndarray:
+    """Decode frames ``indices`` of a video as a ``(T, H, W, 3)`` uint8 RGB array.
+
+    Args:
+        path: the video file.
+        indices: frame numbers (0 = first frame), in any order, repeats allowed.
+        short_side: scale frames so that their shorter side has this many pixels.
+
+    Raises:
+        DecodeError: the file cannot be opened or decoded.
+    """
+    wanted = sorted({int(i) for i in indices})
+    decoded: dict[int, np.ndarray] = {}
+    try:
+        with av.open(str(path)) as container:
+            for run in _runs(wanted):
+                _decode_run(container, run, short_side, decoded)
+    except _READ_ERRORS as exc:
+        raise DecodeError(f"{path}: cannot decode ({exc})") from None
+    except DecodeError as exc:
+        raise DecodeError(f"{path}: {exc}") from None
+    return np.stack([decoded[int(i)] for i in indices])
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def list_frame_files(folder: str | Path) -> list[Path]:
+    """The image files of a frame folder, in natural order (img_2 before img_10)."""
+    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=_natural_key)
+
+
+def probe_folder(folder: str | Path) -> VideoInfo:
+    """Frame count of a folder of pre-extracted frames."""
+    try:
+        count = len(list_frame_files(folder))
+    except OSError as exc:
+        raise DecodeError(f"{folder}: cannot list frames ({exc})") from None
+    if count == 0:
+        raise DecodeError(f"{folder}: no image files")
+    return VideoInfo(frames=count, fps=0.0)
+
+
+def load_folder_frames(
+    folder: str | Path, indices: np.ndarray, *, short_side: int | None = None
+) -> np.ndarray:
+    """Read frames ``indices`` of a frame folder as a ``(T, H, W, 3)`` uint8 RGB array."""
+    import cv2
+
+    files = list_frame_files(folder)
+    images: dict[int, np.ndarray] = {}
+    for index in sorted({int(i) for i in indices}):
+        image = cv2.imread(str(files[min(index, len(files) - 1)]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DecodeError(f"{files[min(index, len(files) - 1)]}: cannot read image")
+        height, width = image.shape[:2]
+        size = _scaled(width, height, short_side)
+        if size != (width, height):
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        images[index] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return np.stack([images[int(i)] for i in indices])

@@ -1,0 +1,182 @@
+"""A fast budget pre-check: FLOPs, parameters and training memory of a spec, without data.
+
+The spec is compiled on the meta device (no weights, no initialisation) and one training
+step is simulated on meta tensors (:mod:`harness.measure._meta`). One pass gives:
+
+- ``flops``: multiply-adds of one clip under the ``gflops`` convention (convolutions,
+  linear layers, matrix products, einsum and attention; one multiply-add = one FLOP), equal
+  to :func:`harness.measure.count_flops` (fvcore) for every zoo model;
+- ``activations``: fvcore's activation count of one clip;
+- ``params``: the parameter count;
+- ``train_memory``: the peak of the training step at ``batch``, identical to
+  :func:`harness.measure.estimate_train_memory` of the compiled model.
+
+Nothing of the clip's size is ever allocated, so a search can reject candidates over budget
+before building them for real.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.compiler import build_model, plan_network
+from harness.errors import SpecError
+from harness.measure._meta import MetaBuild, meta_model, no_gc, simulate_train_step
+from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
+from harness.measure.cache import CostCache, CostKey
+from harness.measure.flops import count_params
+from harness.measure.memory import TrainMemory
+from harness.spec import ModelSpec, load_spec, realise, spec_hash
+
+__all__ = ["Precheck", "precheck"]
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """What a spec costs, from one simulated training step."""
+
+    name: str
+    spec_hash: str
+    input_shape: tuple[int, ...]  # (C, T, H, W) of one clip
+    params: int  # every parameter
+    params_no_norm: int  # without normalisation layers
+    flops: int  # multiply-adds of one clip (the gflops convention)
+    activations: int  # fvcore's activation count of one clip
+    train_memory: TrainMemory  # peak of one training step at its batch
+    method: str = "meta_simulation"
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+    def over_budget(
+        self,
+        *,
+        gflops: float | None = None,
+        params: int | None = None,
+        train_memory_mb: float | None = None,
+    ) -> list[str]:
+        """The budgets this spec exceeds (``[]`` when it fits all given ones)."""
+        peak = self.train_memory.peak_mb
+        checks = (
+            ("gflops", gflops, self.gflops),
+            ("params", params, self.params),
+            ("train_memory_mb", train_memory_mb, float("inf") if peak is None else peak),
+        )
+        return [name for name, limit, value in checks if limit is not None and value > limit]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Precheck:
+        return cls(
+            **{
+                **data,
+                "input_shape": tuple(data["input_shape"]),
+                "train_memory": TrainMemory.from_json(data["train_memory"]),
+            }
+        )
+
+
+def precheck(
+    spec: ModelSpec | str | Path,
+    *,
+    frames: int | None = None,
+    size: int | None = None,
+    classes: int | None = None,
+    batch: int = 1,
+    device: str = "cpu",
+    precision: str = "fp32",
+    optimizer: str = "sgd",
+    cache: CostCache | None = None,
+) -> Precheck:
+    """FLOPs, parameters and training-step memory of ``spec``, in milliseconds.
+
+    Args:
+        spec: a spec, a zoo name or a YAML path.
+        frames, size, classes: the clip and classes to build for (default: the spec's).
+        batch: clips per training step (memory only; FLOPs are per clip).
+        device: the device whose training step is simulated; it need not be present.
+        precision: fp32, or bf16/fp16 autocast.
+        optimizer: a name in ``harness.measure.OPTIMIZERS``.
+        cache: where to look the result up first, and store it.
+
+    Raises:
+        SpecError: for a spec that cannot be built or an unknown setting.
+    """
+    check_batch(batch)
+    target = get_device(device, present=False).type
+    get_precision(precision)
+    OPTIMIZERS.get(optimizer)
+    loaded = load_spec(spec)
+    planned = _plan(loaded, frames, size, classes)
+    key = None
+    if cache is not None and planned is not None:
+        key = _key(loaded, *planned, batch, target, precision, optimizer)
+        stored = cache.get(key)
+        if stored is not None:
+            return Precheck.from_json(stored)
+    with MetaBuild():
+        model = build_model(loaded, frames=frames, size=size, classes=classes)
+    shape = tuple(model.plan.input_shape)
+    with meta_model(model) as meta, no_gc():
+        trace = simulate_train_step(
+            meta, shape, batch, device_type=target, precision=precision, optimizer=optimizer
+        )
+    flops, rest = divmod(sum(trace.macs.values()), batch)
+    assert rest == 0, "multiply-adds grow linearly with the batch"
+    result = Precheck(
+        name=loaded.name,
+        spec_hash=spec_hash(loaded),
+        input_shape=shape,
+        params=sum(p.numel() for p in meta.params),
+        params_no_norm=count_params(model, norm=False),
+        flops=flops,
+        activations=trace.activations // batch,
+        train_memory=TrainMemory.simulated(trace, shape, batch, target, precision, optimizer),
+    )
+    if cache is not None and key is not None:
+        cache.put(key, result.to_json())
+    return result
+
+
+def _plan(
+    spec: ModelSpec, frames: int | None, size: int | None, classes: int | None
+) -> tuple[tuple[int, ...], int] | None:
+    """The input shape and classes ``spec`` builds for, or None if planning fails.
+
+    Planning is microseconds, so a cached result is found without building the model; a
+    spec that cannot be planned is left to the build, which names the bad key.
+    """
+    try:
+        real = realise(spec)
+        plan = plan_network(real, frames=frames or real.clip.frames, size=size or real.clip.size)
+    except (SpecError, ValidationError):
+        return None
+    return tuple(plan.input_shape), classes or real.classes
+
+
+def _key(
+    spec: ModelSpec,
+    shape: tuple[int, ...],
+    classes: int,
+    batch: int,
+    device: str,
+    precision: str,
+    optimizer: str,
+) -> CostKey:
+    return CostKey.of(
+        spec_hash(spec),
+        shape,
+        batch=batch,
+        device=device,
+        precision=precision,
+        kind="precheck",
+        optimizer=optimizer,
+        classes=classes,  # not in the spec hash (a runtime field)
+    )

@@ -1,0 +1,36 @@
+"""The results store: one tidy table per study, and pure functions over it.
+
+Imports neither torch nor Optuna: the dashboard reads results through this package only.
+"""
+
+from harness.results._pareto import (
+    Direction,
+    hypervolume,
+    knee_point,
+    non_dominated_rank,
+    pareto_mask,
+    to_minimisation,
+)
+from harness.results._table import (
+    COLUMNS,
+    STATES,
+    TABLE_NAME,
+    load_results,
+    load_study_results,
+    save_results,
+)
+
+__all__ = [
+    "COLUMNS",
+    "STATES",
+    "TABLE_NAME",
+    "Direction",
+    "hypervolume",
+    "knee_point",
+    "load_results",
+    "load_study_results",
+    "non_dominated_rank",
+    "pareto_mask",
+    "save_results",
+    "to_minimisation",
+]

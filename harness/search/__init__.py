@@ -1,0 +1,36 @@
+"""Architecture search: a thin adapter over Optuna's ask/tell.
+
+    space YAML --load_space--> SearchSpace --sample(trial)--> Spec --pre-check--> costs
+        budgets violated: recorded infeasible (trial.set_constraint), never trained
+        same spec hash + protocol seen: result reused
+        otherwise: harness.train with pruning (Optuna's pruner, or successive halving by
+        non-dominated rank for several objectives) --> tell --> results/<study>/trials.parquet
+
+``run_search`` runs (or resumes) a study; ``evaluate_candidates`` runs an explicit list of
+candidates through the same machinery (issue 7's expansion runner).
+"""
+
+from harness.search.run import (
+    SearchResult,
+    create_study,
+    evaluate_candidates,
+    run_search,
+    run_worker,
+)
+from harness.search.samplers import create_sampler, derive_seed, list_samplers, register_sampler
+from harness.search.space import SearchSpace, load_space, parse_budget
+
+__all__ = [
+    "SearchResult",
+    "SearchSpace",
+    "create_sampler",
+    "create_study",
+    "derive_seed",
+    "evaluate_candidates",
+    "list_samplers",
+    "load_space",
+    "parse_budget",
+    "register_sampler",
+    "run_search",
+    "run_worker",
+]

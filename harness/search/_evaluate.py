@@ -1,0 +1,363 @@
+"""One trial, start to finish: sample -> spec -> pre-check -> (reuse | train) -> tell.
+
+The order matters: a candidate is checked against the budgets before anything trains, and
+a spec already evaluated under the same protocol is reused instead of trained again. Every
+outcome, including failures, is told to Optuna and recorded on the trial as one ``row``
+user attribute that :mod:`harness.search._records` turns into a results-table row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from harness.errors import HarnessError
+from harness.search._costs import Costs, measure_costs
+from harness.search._halving import promote, rungs
+from harness.search.samplers import derive_seed
+from harness.search.space import METRICS, SearchSpace
+from harness.spec import ModelSpec, realise, spec_hash
+
+__all__ = ["ROW_ATTR", "Context", "evaluate_trial", "protocol_key"]
+
+ROW_ATTR = "row"  # the trial's results row, a user attribute
+HARNESS_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every trial of a study shares."""
+
+    space: SearchSpace
+    study: str
+    results_dir: Path
+    sampler: str
+    seed: int
+
+
+class _Pruned(Exception):
+    """Raised from the training callback to stop an unpromising candidate."""
+
+
+def protocol_key(space: SearchSpace, spec: ModelSpec) -> str:
+    """Data, clip and fidelity: accuracies compare only within one protocol."""
+    real = realise(spec)
+    f = space.fidelity
+    frames = f.frames or real.clip.frames
+    size = f.size or real.clip.size
+    return f"{space.data}|frames={frames}|size={size}|views=1|epochs={f.epochs}|subset={f.subset}"
+
+
+def _block_types(node: Any, out: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            blocks = [value] if key == "block" else (value or []) if key == "blocks" else []
+            out.update(b["type"] for b in blocks if isinstance(b, dict) and "type" in b)
+            _block_types(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _block_types(item, out)
+    return out
+
+
+def _family(spec: ModelSpec) -> str:
+    """Base name and block types (``tiny_c2d:basic+r2plus1d``), over every pathway."""
+    types = sorted(_block_types(spec.architecture(), set()))
+    return f"{spec.name}:{'+'.join(types)}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "harness_version": HARNESS_VERSION,
+        "torch_version": torch.__version__,
+        "optuna_version": optuna.__version__,
+        "host": socket.gethostname(),
+    }
+
+
+def _violations(space: SearchSpace, costs: Costs) -> tuple[dict[str, float], list[str]]:
+    """Constraint values (value / limit - 1; <= 0 is feasible) and the violated budgets."""
+    constraints, violated = {}, []
+    for cost, limit in space.budgets.items():
+        value = costs.get(cost)
+        assert value is not None, "measure_costs measures every budgeted cost"
+        constraints[cost] = value / limit - 1.0 if limit > 0 else value - limit
+        if value > limit:
+            violated.append(f"{cost}<={limit:g}")
+    return constraints, violated
+
+
+def _values(space: SearchSpace, row: dict[str, Any], feasible: bool) -> list[float]:
+    """Objective values for Optuna. An untrained infeasible candidate gets accuracy 0: its
+    constraints already mark it infeasible, so the value only has to be finite."""
+    out = []
+    for name in space.objectives:
+        value = row.get(name)
+        if value is None and name in METRICS and not feasible:
+            value = 0.0
+        if value is None:
+            raise HarnessError(f"objective '{name}' was not measured")
+        out.append(float(value))
+    return out
+
+
+def _find_reusable(study: optuna.Study, trial_number: int, key: tuple[str, str]) -> dict | None:
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        row = other.user_attrs.get(ROW_ATTR) or {}
+        same = (row.get("spec_hash"), row.get("protocol")) == key
+        if same and other.number != trial_number and row.get("state") in ("complete", "infeasible"):
+            return {**row, "trial": other.number}
+    return None
+
+
+def _train_config(cls: Any, options: dict[str, Any], seed: int) -> Any:
+    fields = (
+        {f.name for f in dataclasses.fields(cls)}
+        if dataclasses.is_dataclass(cls)
+        else set(getattr(cls, "model_fields", {}))
+    )
+    return cls(**options, **({"seed": seed} if "seed" in fields else {}))
+
+
+class _Trainer:
+    """Trains one candidate, reporting to Optuna's pruner or our successive halving."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial, ctx: Context, row: dict) -> None:
+        self.study, self.trial, self.ctx, self.row = study, trial, ctx, row
+        self.history: list[dict[str, Any]] = []
+        space = ctx.space
+        self.metric = next((m for m in space.objectives if m in METRICS), None)
+        self.single = len(space.objectives) == 1 and self.metric is not None
+        h = space.halving
+        self.rungs = set(rungs(h.min_epochs, h.eta, space.fidelity.epochs)) if h else set()
+
+    def callback(self, epoch_row: dict[str, Any]) -> None:
+        self.history.append(dict(epoch_row))
+        done = len(self.history)
+        value = epoch_row.get(self.metric) if self.metric else None
+        if value is None:
+            return
+        if self.single:
+            self.trial.report(float(value), done)
+            if self.trial.should_prune():
+                raise _Pruned(f"pruned by Optuna's pruner after epoch {done}")
+        elif done in self.rungs:
+            self._halving(done, float(value))
+
+    def _halving(self, epochs: int, value: float) -> None:
+        space = self.ctx.space
+        point = [value if name == self.metric else self.row[name] for name in space.objectives]
+        key = f"rung.{epochs}"
+        self.trial.set_user_attr(key, point)
+        others = [
+            t.user_attrs[key]
+            for t in self.study.get_trials(deepcopy=False)
+            if t.number != self.trial.number and key in t.user_attrs
+        ]
+        assert space.halving is not None
+        if not promote(point, others, space.directions(), space.halving.eta):
+            raise _Pruned(f"not promoted past epoch {epochs} (non-dominated rank)")
+
+    def run(self, spec: ModelSpec, seed: int, out_dir: Path) -> Any:
+        from harness.train import Fidelity, TrainConfig, train
+
+        f = self.ctx.space.fidelity
+        fidelity = Fidelity(epochs=f.epochs, subset=f.subset, frames=f.frames, size=f.size)
+        config = _train_config(TrainConfig, self.ctx.space.train, seed)
+        return train(
+            spec,
+            self.ctx.space.data,
+            config=config,
+            fidelity=fidelity,
+            out_dir=out_dir,
+            resume=True,
+            progress=False,
+            callback=self.callback,
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def evaluate_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> str:
+    """Evaluate ``trial`` and tell the study; returns the row state."""
+    start = time.perf_counter()
+    space = ctx.space
+    seed = derive_seed(ctx.seed, trial.number)
+    row: dict[str, Any] = {
+        **_versions(),
+        "state": "running",
+        "data": space.data,
+        "sampler": ctx.sampler,
+        "seed": seed,
+        "budgets": json.dumps(space.budgets),
+        "objectives": json.dumps(space.objectives),
+        "fidelity_epochs": space.fidelity.epochs,
+        "fidelity_subset": space.fidelity.subset,
+        "train_seconds": 0.0,
+        "eval_seconds": 0.0,
+        "reason": "",
+        "datetime_start": _now(),
+    }
+    try:
+        values = space.sample(trial)
+        row["values"] = values
+        spec = space.create_spec(values)
+        state = _evaluate_spec(study, trial, ctx, spec, row, seed, start)
+    except KeyboardInterrupt:
+        _tell_failed(study, trial, row, "interrupted", start)
+        raise
+    except (HarnessError, RuntimeError, ValueError, MemoryError) as exc:
+        state = _tell_failed(study, trial, row, _first_line(exc), start)
+    except Exception as exc:  # a bug in a block builder must not end the study
+        row["traceback"] = traceback.format_exc(limit=8)
+        state = _tell_failed(study, trial, row, _first_line(exc), start)
+    return state
+
+
+def _evaluate_spec(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    ctx: Context,
+    spec: ModelSpec,
+    row: dict[str, Any],
+    seed: int,
+    start: float,
+) -> str:
+    space = ctx.space
+    real = realise(spec)
+    row.update(
+        spec_hash=spec_hash(spec),
+        name=spec.name,
+        family=_family(spec),
+        protocol=protocol_key(space, spec),
+        spec_yaml=yaml.safe_dump(
+            real.model_dump(mode="json", exclude={"published"}), sort_keys=False
+        ),
+        fidelity_frames=space.fidelity.frames or real.clip.frames,
+        fidelity_size=space.fidelity.size or real.clip.size,
+    )
+    reused = _find_reusable(study, trial.number, (row["spec_hash"], row["protocol"]))
+    if reused is not None:
+        keep = ("params", "gflops", "gflops_all", "train_memory_mb", "latency_ms", "top1",
+                "top5", "mean_class_acc", "history", "stages", "constraints", "violations",
+                "feasible", "gflops_method", "memory_method", "latency_method")  # fmt: skip
+        row.update({k: reused[k] for k in keep if k in reused})
+        row["reason"] = f"duplicate of trial {reused['trial']}: result reused"
+        return _tell(study, trial, space, row, reused["state"], start)
+    need = set(space.budgets) | set(space.objectives)
+    batch = int(space.train.get("batch_size", 8))
+    costs = measure_costs(spec, need=need, batch_size=batch)
+    row.update({k: v for k, v in costs.to_json().items() if k not in ("params", "stages")})
+    row["params"] = costs.params
+    row["stages"] = costs.stages
+    constraints, violated = _violations(space, costs)
+    row.update(constraints=constraints, violations=";".join(violated), feasible=not violated)
+    for name in space.objectives:
+        if name not in METRICS:
+            row[name] = costs.get(name)
+    if violated:
+        row["reason"] = f"over budget: {', '.join(violated)} (rejected before training)"
+        return _tell(study, trial, space, row, "infeasible", start)
+    trial.set_user_attr(ROW_ATTR, row)  # the running row shows its costs
+    return _train(study, trial, ctx, spec, row, seed, start)
+
+
+def _train(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    ctx: Context,
+    spec: ModelSpec,
+    row: dict[str, Any],
+    seed: int,
+    start: float,
+) -> str:
+    trainer = _Trainer(study, trial, ctx, row)
+    root = trial.user_attrs.get("retry_of", trial.number)
+    out_dir = ctx.results_dir / ctx.study / "runs" / f"trial-{root:05d}"
+    try:
+        result = trainer.run(spec, seed, out_dir)
+    except _Pruned as exc:
+        row["history"] = trainer.history
+        row["train_seconds"] = sum(float(h.get("seconds", 0.0)) for h in trainer.history)
+        row["eval_seconds"] = sum(float(h.get("eval_seconds", 0.0)) for h in trainer.history)
+        row["reason"] = str(exc)
+        return _tell(study, trial, ctx.space, row, "pruned", start)
+    row.update(
+        top1=result.top1,
+        top5=result.top5,
+        mean_class_acc=result.mean_class_acc,
+        train_seconds=float(result.train_seconds),
+        eval_seconds=float(result.eval_seconds),
+        history=list(result.history),
+        checkpoint=str(result.checkpoint) if result.checkpoint else None,
+    )
+    if result.status != "complete" or not all(
+        math.isfinite(float(row[m])) for m in METRICS if row.get(m) is not None
+    ):
+        row["reason"] = f"training {result.status}: {result.reason or 'no reason given'}"
+        return _tell_failed(study, trial, row, row["reason"], start)
+    row["epochs_trained"] = result.epochs
+    return _tell(study, trial, ctx.space, row, "complete", start)
+
+
+def _finish(row: dict[str, Any], state: str, start: float) -> None:
+    row["state"] = state
+    row["datetime_complete"] = _now()
+    row["duration_seconds"] = time.perf_counter() - start
+    spent = float(row.get("train_seconds") or 0.0) + float(row.get("eval_seconds") or 0.0)
+    reused = str(row.get("reason", "")).startswith("duplicate")
+    row["overhead_seconds"] = row["duration_seconds"] - (0.0 if reused else spent)
+    if reused:
+        row["train_seconds"] = row["eval_seconds"] = 0.0
+
+
+def _tell(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    space: SearchSpace,
+    row: dict[str, Any],
+    state: str,
+    start: float,
+) -> str:
+    for key, value in (row.get("constraints") or {}).items():
+        trial.set_constraint(key, value)
+    _finish(row, state, start)
+    trial.set_user_attr(ROW_ATTR, row)
+    if state == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, _values(space, row, state != "infeasible"))
+    return state
+
+
+def _tell_failed(
+    study: optuna.Study, trial: optuna.Trial, row: dict, reason: str, start: float
+) -> str:
+    row["reason"] = reason
+    _finish(row, "failed", start)
+    try:
+        trial.set_user_attr(ROW_ATTR, row)
+        study.tell(trial, state=TrialState.FAIL)
+    except (RuntimeError, ValueError):  # already finished elsewhere (a stale-trial sweep)
+        pass
+    return "failed"

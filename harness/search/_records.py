@@ -1,0 +1,63 @@
+"""Optuna trials -> results-table rows, and the export to ``results/<study>/``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from harness.results import COLUMNS, save_results
+from harness.search._evaluate import ROW_ATTR
+
+__all__ = ["DISCARDED_ATTR", "export_results", "trial_row", "trials_frame"]
+
+DISCARDED_ATTR = "discarded"  # a trial asked for but never run (see run_worker)
+
+_JSON_COLUMNS = ("history", "stages")
+_STATE = {
+    TrialState.RUNNING: "running",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+}
+
+
+def trial_row(study_name: str, trial: FrozenTrial) -> dict[str, Any] | None:
+    """One row of the results table; None for a trial that has not started (waiting)."""
+    if trial.state == TrialState.WAITING or trial.user_attrs.get(DISCARDED_ATTR):
+        return None
+    stored: dict[str, Any] = dict(trial.user_attrs.get(ROW_ATTR) or {})
+    row: dict[str, Any] = {k: v for k, v in stored.items() if k in COLUMNS}
+    row["study"] = study_name
+    row["trial"] = trial.number
+    state = _STATE.get(trial.state) or stored.get("state", "complete")
+    row["state"] = "running" if trial.state == TrialState.RUNNING else state
+    if trial.state == TrialState.FAIL:
+        row["reason"] = stored.get("reason") or "failed"
+    for column in _JSON_COLUMNS:
+        row[column] = json.dumps(stored.get(column) or [])
+    values = stored.get("values", trial.params)
+    for key, value in values.items():
+        row[f"param.{key}"] = value
+    for key in ("step", "axis", "parent", "kept"):
+        if key in trial.user_attrs:
+            row[key] = trial.user_attrs[key]
+    if trial.datetime_start is not None:
+        row.setdefault("datetime_start", trial.datetime_start.isoformat(timespec="seconds"))
+    if row["state"] != "running":
+        row.setdefault("train_seconds", 0.0)
+    return row
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every started trial of ``study`` as one table, ordered by trial number."""
+    rows = [trial_row(study.study_name, t) for t in study.get_trials(deepcopy=False)]
+    return pd.DataFrame([r for r in rows if r is not None])
+
+
+def export_results(study: optuna.Study, results_dir: str | Path) -> Path:
+    """Write ``results/<study>/trials.parquet`` and ``trials.csv``; returns the Parquet path."""
+    return save_results(trials_frame(study), Path(results_dir) / study.study_name)

@@ -1,0 +1,431 @@
+"""Search spaces: a base spec plus distributions over its key paths, loaded from YAML.
+
+A space file names a base spec (a zoo name or a YAML path relative to the space file), the
+data, objectives, budgets, fidelity and the parameters. Each parameter is a key path of the
+spec (``stages.1.block.type``) with a distribution; ``when`` makes it conditional on earlier
+parameters, and ``tied`` copies one parameter's value to other key paths::
+
+    name: tiny
+    base: tiny_c2d
+    data: synthetic:tiny
+    objectives: {top1: maximize, gflops: minimize}
+    budgets: {gflops: 0.05}            # cost <= limit; or a list: ["gflops <= 0.05"]
+    fidelity: {epochs: 2}
+    params:
+      stages.0.width: {type: int, low: 8, high: 32, step: 8}
+      stages.1.block.type: [basic, r2plus1d]          # a list is a categorical
+      stages.1.block.temporal_kernel:
+        {type: categorical, choices: [1, 3], when: {stages.1.block.type: basic}}
+    tied:
+      stages.2.block.type: stages.1.block.type
+
+Sampling is the only place where Optuna's trial is touched: :meth:`SearchSpace.sample`
+asks it for each active parameter, in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import SpecError
+from harness.spec import ModelSpec, load_spec
+from harness.spec._yaml import Document, load_yaml_file
+from harness.spec.load import load_document
+
+__all__ = [
+    "COSTS",
+    "METRICS",
+    "CategoricalParam",
+    "FidelitySpec",
+    "FloatParam",
+    "HalvingSpec",
+    "IntParam",
+    "SearchSpace",
+    "TrialLike",
+    "load_space",
+]
+
+# What can be an objective or a budget, with the sense of "better".
+METRICS: dict[str, Literal["maximize"]] = {
+    "top1": "maximize",
+    "top5": "maximize",
+    "mean_class_acc": "maximize",
+}
+COSTS: dict[str, Literal["minimize"]] = {
+    "gflops": "minimize",
+    "gflops_all": "minimize",
+    "params": "minimize",
+    "train_memory_mb": "minimize",
+    "latency_ms": "minimize",
+}
+
+Scalar = int | float | str | bool
+
+
+class TrialLike(Protocol):
+    """The part of ``optuna.trial.Trial`` a space samples from."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int: ...
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Param(_Node):
+    # Sample only when every named earlier parameter took one of the listed values.
+    when: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+
+    def active(self, values: dict[str, Any]) -> bool:
+        for key, allowed in self.when.items():
+            options = allowed if isinstance(allowed, list) else [allowed]
+            if key not in values or values[key] not in options:
+                return False
+        return True
+
+
+class CategoricalParam(_Param):
+    type: Literal["categorical"] = "categorical"
+    choices: list[Scalar | None] = Field(min_length=1)  # plain values (no lists or mappings)
+
+    def suggest(self, trial: TrialLike, name: str) -> Any:
+        return trial.suggest_categorical(name, self.choices)
+
+    def grid(self) -> list[Any]:
+        return list(self.choices)
+
+
+class IntParam(_Param):
+    type: Literal["int"] = "int"
+    low: int
+    high: int
+    step: int = Field(default=1, ge=1)
+    log: bool = False  # sample on a log scale (step must be 1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        if self.log and (self.step != 1 or self.low < 1):
+            raise ValueError("a log-scale int needs low >= 1 and step 1")
+        return self
+
+    def suggest(self, trial: TrialLike, name: str) -> Any:
+        return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid(self) -> list[Any]:
+        return list(range(self.low, self.high + 1, self.step))
+
+
+class FloatParam(_Param):
+    type: Literal["float"] = "float"
+    low: float
+    high: float
+    step: float | None = Field(default=None, gt=0)  # values low, low+step, ...; also the rounding
+    log: bool = False
+    digits: int = Field(
+        4, ge=0, le=12
+    )  # rounding of sampled values, so near-equal specs hash equal
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        if self.log and (self.step is not None or self.low <= 0):
+            raise ValueError("a log-scale float needs low > 0 and no step")
+        return self
+
+    def suggest(self, trial: TrialLike, name: str) -> Any:
+        value = trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
+        return round(value, self.digits)
+
+    def grid(self) -> list[Any]:
+        if self.step is None:
+            raise ValueError("a grid over a float needs its 'step'")
+        count = round((self.high - self.low) / self.step) + 1
+        return [round(self.low + i * self.step, self.digits) for i in range(count)]
+
+
+Param = Annotated[CategoricalParam | IntParam | FloatParam, Field(discriminator="type")]
+
+
+class FidelitySpec(_Node):
+    """How cheaply a candidate is trained (``harness.train.Fidelity``)."""
+
+    epochs: int = Field(default=1, ge=1, le=10_000)  # epochs of a full evaluation
+    subset: float = Field(default=1.0, gt=0, le=1)  # fraction of the training set
+    frames: int | None = Field(
+        default=None, ge=1
+    )  # train and evaluate on shorter clips (None: spec's)
+    size: int | None = Field(default=None, ge=1)  # and smaller crops
+
+
+class HalvingSpec(_Node):
+    """Successive halving over epochs: rungs at min_epochs * eta^k up to fidelity.epochs."""
+
+    min_epochs: int = Field(default=1, ge=1)  # epochs before the first promotion decision
+    eta: int = Field(default=3, ge=2)  # keep the best 1/eta at each rung
+
+
+Direction = Literal["minimize", "maximize"]
+
+
+def _default_objectives() -> dict[str, Direction]:
+    return {"top1": "maximize", "gflops": "minimize"}
+
+
+class SearchSpace(_Node):
+    """A validated search space. ``file`` and ``base`` paths are absolute after loading."""
+
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    base: str  # zoo name or YAML path
+    data: str = "synthetic:tiny"  # "synthetic[:tiny|small|large]" or a data set path
+    classes: int | None = Field(default=None, ge=1)  # None: decided by the data
+    objectives: dict[str, Direction] = Field(default_factory=_default_objectives, min_length=1)
+    budgets: dict[str, float] = Field(default_factory=dict)  # cost -> upper limit
+    fidelity: FidelitySpec = FidelitySpec()
+    halving: HalvingSpec | None = None  # None: every candidate trains fidelity.epochs
+    pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
+    train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig keyword arguments
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    params: dict[str, Param] = Field(default_factory=dict)
+    tied: dict[str, str] = Field(default_factory=dict)  # key path -> parameter it copies
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        params = data.get("params")
+        if isinstance(params, dict):
+            data["params"] = {
+                k: {"type": "categorical", "choices": v} if isinstance(v, list) else v
+                for k, v in params.items()
+            }
+        budgets = data.get("budgets")
+        if isinstance(budgets, list):
+            data["budgets"] = dict(parse_budget(str(b)) for b in budgets)
+        objectives = data.get("objectives")
+        if isinstance(objectives, list):
+            data["objectives"] = {
+                str(o): _default_direction(str(o)) for o in objectives if isinstance(o, str)
+            } | {k: v for o in objectives if isinstance(o, dict) for k, v in o.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchSpace:
+        for name in self.objectives:
+            _default_direction(name)
+        for cost in self.budgets:
+            if cost not in COSTS:
+                raise ValueError(f"unknown cost '{cost}' in budgets; known: {', '.join(COSTS)}")
+        seen: list[str] = []
+        for key, param in self.params.items():
+            for other in param.when:
+                if other not in seen:
+                    raise ValueError(
+                        f"'{key}' depends on '{other}', which is not an earlier parameter"
+                    )
+            seen.append(key)
+        for target, source in self.tied.items():
+            if source not in self.params:
+                raise ValueError(f"tied key '{target}' copies '{source}', which is not a parameter")
+        return self
+
+    # -- sampling -------------------------------------------------------------------------
+    def sample(self, trial: TrialLike) -> dict[str, Any]:
+        """Ask ``trial`` for every active parameter; returns {key path: value}."""
+        values: dict[str, Any] = {}
+        for key, param in self.params.items():
+            if param.active(values):
+                values[key] = param.suggest(trial, key)
+        return values
+
+    def overrides(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Spec overrides for sampled ``values``: the values plus their tied copies."""
+        out = dict(values)
+        for target, source in self.tied.items():
+            if source in values:
+                out[target] = values[source]
+        return out
+
+    def create_spec(self, values: dict[str, Any]) -> ModelSpec:
+        """The candidate spec for sampled ``values`` (raises SpecError if it is invalid)."""
+        return load_spec(self.base, **self.overrides(values))
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Every parameter's values, for the grid sampler (conditions ignored)."""
+        return {key: param.grid() for key, param in self.params.items()}
+
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
+        return list(self.objectives.values())
+
+    def with_budgets(self, budgets: dict[str, float]) -> SearchSpace:
+        """A copy with ``budgets`` replacing (per cost) the file's own."""
+        return self.model_copy(update={"budgets": {**self.budgets, **budgets}})
+
+    def fingerprint(self) -> str:
+        """What must match for a study to be resumed with this space."""
+        keep = self.model_dump(mode="json", include={"base", "data", "objectives", "params"})
+        keep["tied"] = self.tied
+        return json.dumps(keep, sort_keys=True)
+
+
+def _default_direction(name: str) -> Literal["minimize", "maximize"]:
+    if name in METRICS:
+        return METRICS[name]
+    if name in COSTS:
+        return COSTS[name]
+    known = ", ".join([*METRICS, *COSTS])
+    raise ValueError(f"unknown objective '{name}'; known: {known}")
+
+
+_BUDGET = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|=)\s*([0-9.eE+-]+)\s*$")
+
+
+def parse_budget(text: str) -> tuple[str, float]:
+    """``"gflops <= 2"`` or ``"gflops=2"`` -> ("gflops", 2.0)."""
+    match = _BUDGET.match(text)
+    if match is None:
+        raise ValueError(f"budget '{text}' is not COST<=LIMIT or COST=LIMIT")
+    cost, _, limit = match.groups()
+    if cost not in COSTS:
+        raise ValueError(f"unknown cost '{cost}' in budget '{text}'; known: {', '.join(COSTS)}")
+    try:
+        return cost, float(limit)
+    except ValueError:
+        raise ValueError(f"budget '{text}': '{limit}' is not a number") from None
+
+
+# -- loading ---------------------------------------------------------------------------------
+def _error_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """A pydantic error location as a key path of the raw data (tags and validators dropped)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            path.append(part)
+            node = node[part]
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and node.get("type") != part
+            and not part.startswith(("function-", "tagged-union"))
+        ):
+            path.append(part)
+            node = None
+    return tuple(path)
+
+
+def _validate(doc: Document, data: dict[str, Any]) -> SearchSpace:
+    try:
+        return SearchSpace.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key '{error['loc'][-1]}'"
+        raise doc.error(message, _error_path(data, error["loc"])) from None
+
+
+def _resolve_base(base: Any, space_file: Path, doc: Document) -> str:
+    if not isinstance(base, str):
+        raise doc.error("'base' must be a zoo name or a YAML path", ("base",))
+    if base.endswith((".yaml", ".yml")) or "/" in base:
+        path = Path(base)
+        return str(path if path.is_absolute() else (space_file.parent / path).resolve())
+    return base
+
+
+def _check_key_paths(space: SearchSpace, doc: Document) -> None:
+    """Every parameter and tied key path must lead into the base spec: list indices in range,
+    never through a scalar. A missing mapping key is fine (the spec validation names it)."""
+    base = load_document(space.base).data
+    for section, keys in (("params", list(space.params)), ("tied", list(space.tied))):
+        for key in keys:
+            node: Any = base
+            for part in key.split("."):
+                index: Any = int(part) if part.lstrip("-").isdigit() else part
+                if isinstance(node, dict):
+                    if index not in node:
+                        break
+                    node = node[index]
+                elif (
+                    isinstance(node, list)
+                    and isinstance(index, int)
+                    and -len(node) <= index < len(node)
+                ):
+                    node = node[index]
+                else:
+                    raise doc.error(
+                        f"key path '{key}' does not exist in base spec '{space.base}'",
+                        (section, key),
+                    )
+
+
+def load_space(path: str | Path, **updates: Any) -> SearchSpace:
+    """Load and validate a search-space YAML file.
+
+    Args:
+        path: the space file.
+        **updates: top-level fields to replace after loading (``budgets=``, ``sampler=``).
+
+    Raises:
+        SpecError: naming file, line, column and key path of the first problem; also when the
+            base spec or the base spec with the first choice of every parameter is invalid.
+    """
+    path = Path(path)
+    doc = load_yaml_file(path)
+    if not isinstance(doc.data, dict):
+        raise doc.error("a search space must be a mapping of keys", ())
+    data = dict(doc.data)
+    data.setdefault("name", path.stem)
+    if "base" not in data:
+        raise doc.error("missing required key 'base' (a zoo name or spec file)", ())
+    data["base"] = _resolve_base(data["base"], path, doc)
+    space = _validate(doc, data)
+    try:
+        load_spec(space.base)
+    except SpecError as exc:
+        raise doc.error(f"base spec: {exc}", ("base",)) from None
+    _check_key_paths(space, doc)
+    _check_first_candidate(space, doc)
+    if updates:
+        space = _validate(doc, {**space.model_dump(), **updates})
+    return space
+
+
+def _check_first_candidate(space: SearchSpace, doc: Document) -> None:
+    """Catch a key path whose values the spec rejects (a typo'd block type) at load time."""
+    values: dict[str, Any] = {}
+    for key, param in space.params.items():
+        if param.active(values):
+            values[key] = param.grid()[0] if not isinstance(param, FloatParam) else param.low
+    overrides = space.overrides(values)
+    try:
+        load_spec(space.base, **overrides)
+    except SpecError as exc:
+        key = next((k for k in space.params if exc.path and k.startswith(_dotted(exc.path))), "")
+        where: tuple[str, ...] = ("params", key) if key else ("params",)
+        raise doc.error(f"the first candidate is invalid: {exc.message}", where) from None
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in path)

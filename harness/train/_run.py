@@ -1,0 +1,256 @@
+"""The state of one training run: model, optimiser, loaders, progress; saved and restored."""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.compiler import build_model
+from harness.data import ClipDataset, create_dataset, create_loader, load_data_spec, subset_indices
+from harness.data.spec import SyntheticDataSpec, VideoDataSpec
+from harness.errors import HarnessError, SpecError
+from harness.spec import ModelSpec, load_spec, realise, spec_hash
+from harness.spec.schema import ClipSpec
+from harness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from harness.train.config import Fidelity, TrainConfig
+from harness.train.distributed import DistContext
+from harness.train.evaluate import EvalResult, evaluate
+from harness.train.optim import create_optimizer
+
+__all__ = ["Run", "create_run", "evaluate_run", "restore_run", "save_run"]
+
+DataSpec = SyntheticDataSpec | VideoDataSpec
+
+
+@dataclass
+class Run:
+    """Everything one training run holds, and how far it has come."""
+
+    config: TrainConfig
+    fidelity: Fidelity
+    ctx: DistContext
+    data: DataSpec
+    spec_hash: str
+    identity: str  # what a checkpoint must match to be resumed
+    model: nn.Module  # the bare model (what is saved and evaluated)
+    net: nn.Module  # what is trained: the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    train_set: ClipDataset
+    val_set: ClipDataset
+    loaders: dict[str, Any]  # "train", "val" (single view)
+    out_dir: Path | None
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps taken
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    clips: int = 0  # training clips seen, all processes together
+    last_eval: EvalResult | None = None  # single-view evaluation of the current weights
+    checkpoint: Path | None = None  # the last checkpoint written
+
+    @property
+    def classes(self) -> int:
+        return len(self.train_set.classes)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-len(self.loaders["train"]) // self.config.grad_accum))
+
+    @property
+    def total_steps(self) -> int:
+        return self.fidelity.epochs * self.steps_per_epoch
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """The mixed-precision context of the configured precision (fp32: none)."""
+        precision = self.config.resolved_precision()
+        if precision == "fp32":
+            return nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.ctx.device.type, dtype=dtype)
+
+
+def _channels(data: DataSpec) -> int | None:
+    if isinstance(data, VideoDataSpec):
+        return {"rgb": 3, "flow": 2}.get(data.modality)  # rgb+flow feeds a mapping
+    return 3
+
+
+def _clip(spec: ModelSpec, fidelity: Fidelity, data: DataSpec) -> ClipSpec:
+    """The spec's (realised) clip with the fidelity's frames and size."""
+    clip = realise(spec).clip
+    channels = _channels(data)
+    if channels is not None and channels != clip.channels:
+        raise SpecError(
+            f"the data gives {channels}-channel clips but the spec expects {clip.channels}",
+            path=("clip", "channels"),
+        )
+    return clip.model_copy(
+        update={"frames": fidelity.frames or clip.frames, "size": fidelity.size or clip.size}
+    )
+
+
+def _identity(hash_: str, data: DataSpec, config: TrainConfig, fidelity: Fidelity) -> str:
+    settings = config.identity()
+    settings.pop("device")  # NOTE: a run may resume on another device
+    parts = {
+        "spec": hash_,
+        "data": data.model_dump(mode="json", exclude={"cache_dir"}),
+        "config": settings,
+        "fidelity": fidelity.model_dump(mode="json", exclude={"epochs"}),
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def _create_model(
+    spec: ModelSpec, clip: ClipSpec, classes: int, config: TrainConfig, ctx: DistContext
+) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(config.seed)
+    model: nn.Module = build_model(spec, frames=clip.frames, size=clip.size, classes=classes)
+    model = model.to(ctx.device)
+    if config.resolved_channels_last():
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+    if ctx.world == 1:
+        return model, model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return model, nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _loaders(
+    train_set: ClipDataset,
+    val_set: ClipDataset,
+    config: TrainConfig,
+    fidelity: Fidelity,
+    ctx: DistContext,
+) -> dict[str, Any]:
+    common: dict[str, Any] = {
+        "seed": config.seed,
+        "num_workers": config.num_workers,
+        "rank": ctx.rank,
+        "world": ctx.world,
+        "pin_memory": ctx.device.type == "cuda",
+    }
+    items = subset_indices(train_set.labels, fidelity.subset, config.seed)
+    eval_batch = config.eval_batch_size or config.batch_size
+    return {
+        "train": create_loader(
+            train_set, batch_size=config.batch_size, train=True, items=items, **common
+        ),
+        "val": create_loader(val_set, batch_size=eval_batch, train=False, **common),
+    }
+
+
+def create_run(
+    spec: ModelSpec | str | Path,
+    data: Any,
+    config: TrainConfig,
+    fidelity: Fidelity,
+    ctx: DistContext,
+    out_dir: Path | None,
+) -> Run:
+    """Load the specs, build data sets, loaders, model and optimiser (nothing trained)."""
+    loaded = load_spec(spec)
+    data_spec = load_data_spec(data)
+    clip = _clip(loaded, fidelity, data_spec)
+    train_set = create_dataset(data_spec, "train", clip=clip)
+    val_set = create_dataset(data_spec, "val", clip=clip)
+    model, net = _create_model(loaded, clip, len(train_set.classes), config, ctx)
+    hash_ = spec_hash(loaded)
+    return Run(
+        config=config,
+        fidelity=fidelity,
+        ctx=ctx,
+        data=data_spec,
+        spec_hash=hash_,
+        identity=_identity(hash_, data_spec, config, fidelity),
+        model=model,
+        net=net,
+        optimizer=create_optimizer(model, config),
+        scaler=torch.amp.GradScaler(ctx.device.type, enabled=config.resolved_precision() == "fp16"),
+        train_set=train_set,
+        val_set=val_set,
+        loaders=_loaders(train_set, val_set, config, fidelity, ctx),
+        out_dir=out_dir,
+    )
+
+
+def save_run(run: Run) -> None:
+    """Write the checkpoint and the metrics rows (rank 0 only; a no-op without out_dir)."""
+    if run.out_dir is None:
+        return
+    if run.ctx.is_main:
+        payload = {
+            "identity": run.identity,
+            "spec_hash": run.spec_hash,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "epoch": run.epoch,
+            "step": run.step,
+            "history": run.history,
+            "progress": [run.train_seconds, run.eval_seconds, float(run.clips)],
+        }
+        save_checkpoint(run.out_dir / CHECKPOINT_NAME, payload)
+        rows = "".join(json.dumps(row) + "\n" for row in run.history)
+        (run.out_dir / "metrics.jsonl").write_text(rows)
+    run.checkpoint = run.out_dir / CHECKPOINT_NAME
+
+
+def restore_run(run: Run) -> None:
+    """Continue from the checkpoint in ``out_dir``, if there is one of this run.
+
+    Raises:
+        HarnessError: the folder holds a checkpoint of a different run.
+    """
+    if run.out_dir is None:
+        return
+    payload = load_checkpoint(run.out_dir / CHECKPOINT_NAME)
+    if payload is None:
+        return
+    if payload.get("identity") != run.identity:
+        raise HarnessError(
+            f"{run.out_dir} holds a checkpoint of a different run (spec, data or settings "
+            "differ); choose another output folder, or start afresh without resuming"
+        )
+    run.model.load_state_dict(payload["model"])
+    run.optimizer.load_state_dict(payload["optimizer"])
+    run.scaler.load_state_dict(payload["scaler"])
+    run.epoch, run.step, run.history = payload["epoch"], payload["step"], payload["history"]
+    run.train_seconds, run.eval_seconds, clips = payload["progress"]
+    run.clips = int(clips)
+    run.checkpoint = run.out_dir / CHECKPOINT_NAME
+
+
+def evaluate_run(run: Run, views: tuple[int, int] = (1, 1)) -> EvalResult:
+    """Evaluate the current weights on the validation split with ``views`` per video."""
+    if views == (1, 1):
+        dataset, loader = run.val_set, run.loaders["val"]
+    else:
+        dataset = create_dataset(run.data, "val", clip=run.val_set.clip, views=views)
+        loader = create_loader(
+            dataset,
+            batch_size=run.config.eval_batch_size or run.config.batch_size,
+            train=False,
+            num_workers=run.config.num_workers,
+            rank=run.ctx.rank,
+            world=run.ctx.world,
+        )
+    result = evaluate(
+        run.model,
+        loader,
+        num_videos=dataset.num_videos,
+        classes=run.classes,
+        ctx=run.ctx,
+        autocast=run.autocast,
+        channels_last=run.config.resolved_channels_last(),
+    )
+    run.eval_seconds += result.seconds
+    if views == (1, 1):
+        run.last_eval = result
+    return result

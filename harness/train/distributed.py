@@ -1,0 +1,95 @@
+"""Distributed data-parallel training under ``torchrun``: gloo on CPU, NCCL on GPU.
+
+``torchrun --nproc_per_node N -m harness train ...`` starts N processes with ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK`` set; :func:`init_distributed` joins them into one process
+group. Without those variables everything here is a no-op on one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = [
+    "DistContext",
+    "all_gather_object",
+    "all_reduce",
+    "average_buffers",
+    "close_distributed",
+    "init_distributed",
+]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a (possibly one-process) run."""
+
+    rank: int  # global rank
+    world: int  # number of processes
+    device: torch.device  # this process's device
+    owns_group: bool  # this run created the process group (and must destroy it)
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes files and prints."""
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> DistContext:
+    """Join the ``torchrun`` process group if there is one (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch_device = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
+    if device == "cuda":
+        torch.cuda.set_device(torch_device)
+    if world <= 1:
+        return DistContext(rank=0, world=1, device=torch_device, owns_group=False)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+    return DistContext(
+        rank=dist.get_rank(), world=dist.get_world_size(), device=torch_device, owns_group=owns
+    )
+
+
+def close_distributed(ctx: DistContext) -> None:
+    """Leave the process group if this run created it."""
+    if ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce(tensor: torch.Tensor, ctx: DistContext, op: str = "sum") -> torch.Tensor:
+    """Sum (or ``min``/``max``) ``tensor`` over all processes, in place; returns it."""
+    if ctx.world > 1:
+        ops = {"sum": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN, "max": dist.ReduceOp.MAX}
+        dist.all_reduce(tensor, op=ops[op])
+    return tensor
+
+
+def all_gather_object(obj: Any, ctx: DistContext) -> list[Any]:
+    """``obj`` from every process, in rank order."""
+    if ctx.world == 1:
+        return [obj]
+    out: list[Any] = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+@torch.no_grad()
+def average_buffers(model: nn.Module, ctx: DistContext) -> None:
+    """Average floating-point buffers (norm statistics) over processes.
+
+    DistributedDataParallel keeps parameters equal on every rank but each rank's norm
+    statistics follow its own data; averaging them makes the ranks' models identical.
+    """
+    if ctx.world == 1:
+        return
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+            buffer.div_(ctx.world)

@@ -1,0 +1,48 @@
+"""``harness search`` as a user runs it: exit status, one-line errors, the --json contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*HARNESS, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def _space(tmp_path: Path, tail: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text("name: cli\nbase: tiny_c2d\ndata: synthetic:tiny\n" + tail)
+    return path
+
+
+def test_bad_space_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = _space(tmp_path, "params:\n  stages.1.width: {type: int, low: 8, high: 16, stpe: 8}\n")
+    result = run("search", str(path), "--trials", "1", "--results", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"{path}:5:49: params.stages.1.width.stpe: unknown key 'stpe'" in result.stderr
+
+
+def test_bad_budget_exits_2(tmp_path: Path) -> None:
+    path = _space(tmp_path, "")
+    result = run("search", str(path), "--budget", "flops=2", "--results", str(tmp_path))
+    assert result.returncode == 2
+    assert "--budget" in result.stderr and "unknown cost 'flops'" in result.stderr
+
+
+def test_json_contract_and_budget_override(tmp_path: Path) -> None:
+    path = _space(tmp_path, "budgets: {gflops: 100}\nparams:\n  stages.1.width: [16, 32]\n")
+    args = ["search", str(path), "--trials", "2", "--results", str(tmp_path), "--json"]
+    result = run(*args, "--budget", "gflops=0.000001", "--seed", "3", "--sampler", "random")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    for key in ("study", "results", "n_complete", "n_infeasible", "n_failed", "pareto"):
+        assert key in out
+    assert out["study"] == "cli" and out["n_infeasible"] == 2 and out["pareto"] == []
+    assert Path(out["results"]).is_file()
+    assert (Path(out["results"]).parent / "trials.csv").is_file()
