@@ -15,9 +15,12 @@ compiled model's parameter count and, with the compiled weights copied across (n
 statistics randomised, eval mode), the same outputs. Both sides then run the same clip
 with the same weights; repetitions alternate which side goes first, so that drift in the
 machine's speed falls on both alike. Reported: median and interquartile range (IQR) of the
-wall-clock seconds per forward+backward, the ratio of the medians (the verdict) and the
-median of the per-repetition ratios as a cross-check. The script exits 0 whatever the
-verdicts; progress goes to stderr, the table (and ``--json`` figures) to stdout.
+wall-clock seconds per forward+backward, the ratio of the medians (the verdict), the
+median of the per-repetition ratios and the ratio of median process CPU times as
+cross-checks, and the load average, since other work on the machine moves all of these.
+A comparison whose per-repetition ratios spread wider than the 3% margin is flagged as too
+noisy to judge. The script exits 0 whatever the verdicts; progress goes to stderr, the
+table (and ``--json`` figures) to stdout.
 """
 
 from __future__ import annotations

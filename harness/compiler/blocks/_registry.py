@@ -105,4 +105,8 @@ class Residual(nn.Module):
             last_norm[-1].zero_init = True  # type: ignore[assignment]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.branch(x) + self.shortcut(x))
+        out = self.branch(x)
+        # NOTE: in place, as torchvision does: every branch ends in a conv or a norm, whose
+        # backward does not read its output (autograd would raise if one ever did).
+        out += self.shortcut(x)
+        return self.act(out)
