@@ -23,7 +23,18 @@ _EXPORTS = {
     "build_model": "harness.compiler",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "HarnessError",
+    "ModelSpec",
+    "SpecError",
+    "__version__",
+    "build_model",
+    "expand",
+    "list_zoo",
+    "load_spec",
+    "realise",
+    "spec_hash",
+]
 
 if TYPE_CHECKING:
     from harness.compiler import build_model

@@ -14,9 +14,9 @@ clip checks apply. Attention types:
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from harness.spec._types import KernelTriple, Node, OddInt, PositiveFloat, PositiveInt, Triple
 
@@ -61,6 +61,19 @@ class _TokenBlock(Node):
         return None
 
 
+# Named attention layouts, so that one categorical search parameter can choose among them.
+ATTENTION_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "divided": ("time", "space"),  # TimeSformer
+    "factorized_self": ("space", "time"),  # ViViT model 3
+}
+
+
+def _attention_layout(value: Any) -> Any:
+    if isinstance(value, str):
+        return ATTENTION_LAYOUTS.get(value, (value,))
+    return value
+
+
 class TransformerBlockSpec(_TokenBlock):
     """Pre-norm transformer block (ViT, TimeSformer, ViViT)::
 
@@ -74,7 +87,12 @@ class TransformerBlockSpec(_TokenBlock):
     heads: PositiveInt  # attention heads; must divide the width
     # One residual attention sub-layer per entry, in order: [joint]; [time, space] is
     # TimeSformer's divided attention; [space, time] ViViT's factorised self-attention.
-    attention: tuple[AttentionScope, ...] = Field(("joint",), min_length=1, max_length=4)
+    # A name of ATTENTION_LAYOUTS ("divided") or a single scope ("joint") also works.
+    attention: Annotated[
+        tuple[AttentionScope, ...],
+        BeforeValidator(_attention_layout),
+        Field(min_length=1, max_length=4),
+    ] = ("joint",)
     mlp_ratio: PositiveFloat = 4.0  # hidden width of the MLP / width
     qkv_bias: bool = True
     time_proj: bool = False  # TimeSformer's extra linear layer after temporal attention

@@ -3,17 +3,19 @@
 A spec may name a ``base`` (a zoo name or a file path relative to itself) and override
 any of its keys. Mappings merge key by key; a mapping with integer keys patches the items
 of a list (``stages: {2: {depth: 4}}``); anything else replaces. A node whose ``type``
-changes is replaced whole, and ``published`` figures are never inherited.
+changes keeps only the keys its new type also has, and ``published`` figures are never
+inherited.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from harness.errors import Location, SpecError
 from harness.spec._yaml import Document, KeyPath, load_yaml_file
@@ -42,7 +44,9 @@ def _resolve(ref: str | Path, relative_to: Path | None) -> Path:
 def _merge(base: Any, child: Any) -> Any:
     if isinstance(base, dict) and isinstance(child, dict):
         if "type" in child and child.get("type") != base.get("type"):
-            return child
+            # A new type keeps only the keys it also has (norm, act, widths...).
+            accepted = _keys_of_type(child["type"]) or frozenset()
+            base = {k: v for k, v in base.items() if k in accepted and k != "type"}
         merged = dict(base)
         for key, value in child.items():
             merged[key] = _merge(base[key], value) if key in base else value
@@ -119,42 +123,46 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
     return data
 
 
-_KNOWN_KEYS: set[str] = set()
-
-
-def _known_keys() -> list[str]:
-    if not _KNOWN_KEYS:
-        from pydantic import BaseModel
-
-        def visit(model: type[BaseModel]) -> None:
-            for name, field in model.model_fields.items():
-                _KNOWN_KEYS.add(name)
-                alias = field.validation_alias
-                _KNOWN_KEYS.update(getattr(alias, "choices", []))
-                for arg in _model_args(field.annotation):
-                    if arg.__name__ not in visited:
-                        visited.add(arg.__name__)
-                        visit(arg)
-
-        visited: set[str] = set()
-        visit(ModelSpec)
-    return sorted(k for k in _KNOWN_KEYS if isinstance(k, str))
-
-
-def _model_args(annotation: Any) -> list[Any]:
-    from typing import get_args
-
-    from pydantic import BaseModel
-
-    found: list[Any] = []
-    stack = [annotation]
+@functools.cache
+def _spec_models() -> tuple[type[BaseModel], ...]:
+    """Every pydantic model reachable from :class:`ModelSpec`."""
+    seen: dict[str, type[BaseModel]] = {}
+    stack: list[Any] = [ModelSpec]
     while stack:
         item = stack.pop()
         if isinstance(item, type) and issubclass(item, BaseModel):
-            found.append(item)
+            if item.__name__ in seen:
+                continue
+            seen[item.__name__] = item
+            stack.extend(field.annotation for field in item.model_fields.values())
         else:
             stack.extend(get_args(item))
-    return found
+    return tuple(seen.values())
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        names.update(getattr(field.validation_alias, "choices", []))
+        if field.alias:
+            names.add(field.alias)
+    return {n for n in names if isinstance(n, str)}
+
+
+@functools.cache
+def _known_keys() -> list[str]:
+    return sorted(set().union(*(_field_names(m) for m in _spec_models())))
+
+
+@functools.cache
+def _keys_of_type(name: str) -> frozenset[str] | None:
+    """Keys a node of ``type: name`` accepts (None when no model declares that type)."""
+    keys: set[str] = set()
+    for model in _spec_models():
+        field = model.model_fields.get("type")
+        if field is not None and name in get_args(field.annotation):
+            keys |= _field_names(model)
+    return frozenset(keys) if keys else None
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
