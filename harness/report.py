@@ -7,6 +7,8 @@ Composes the three rooms: load the spec, compile it, measure the model. Training
 
 from __future__ import annotations
 
+import os
+import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -206,10 +208,13 @@ def describe_model(
 
     if batch is not None:
         method = memory_method(memory, device)
-        measure = measure_train_memory if method == "measure" else estimate_train_memory
+        measured = method == "measure"
+        measure = measure_train_memory if measured else estimate_train_memory
+        # A measurement holds for the machine it ran on; a simulation for any.
+        where = {"machine": _machine(device)} if measured else {}
         costs["train_memory"] = _cached(
             cache,
-            key(f"train_memory/{method}", batch, optimizer=optimizer),
+            key(f"train_memory/{method}", batch, optimizer=optimizer, **where),
             lambda: measure(
                 model, shape, batch=batch, device=device, precision=precision, optimizer=optimizer
             ),
@@ -219,13 +224,20 @@ def describe_model(
         options = asdict(latency)
         costs["latency"] = _cached(
             cache,
-            key("latency", batch or 1, **options),
+            key("latency", batch or 1, machine=_machine(device), **options),
             lambda: measure_latency(
                 model, shape, batch=batch or 1, device=device, precision=precision, **options
             ),
             Latency.from_json,
         )
     return replace(report, **costs)
+
+
+def _machine(device: str) -> str:
+    """What a measurement on ``device`` depends on: the GPU model, or the host and its CPUs."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus"
 
 
 R = TypeVar("R", TrainMemory, Latency)

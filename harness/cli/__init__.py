@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from harness.cli import _dashboard, _models, _search, _train
+from harness.cli import _dashboard, _expand, _models, _search, _train
 from harness.cli._app import app
 from harness.errors import HarnessError
 
@@ -20,6 +20,7 @@ _models.register(app)
 _train.register(app)
 _dashboard.register(app)
 _search.register(app)
+_expand.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,28 +70,34 @@ class _DataBase(_Node):
 # real comparisons. Fields left out of a YAML file come from the preset it names.
 SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
-        "classes": 8,
+        "classes": 8,  # four time-reversal pairs
         "train_clips": 512,
         "val_clips": 256,
         "video_frames": 16,
         "distractors": 1,
-        "noise": 0.05,
+        "noise": 0.03,
+        "texture": 0.04,
+        "scale": 1.5,
     },
     "small": {
-        "classes": 12,
-        "train_clips": 2400,
+        "classes": 12,  # six pairs, one of them fast / slow
+        "train_clips": 4096,
         "val_clips": 480,
-        "video_frames": 32,
+        "video_frames": 24,
         "distractors": 2,
-        "noise": 0.08,
+        "noise": 0.05,
+        "texture": 0.06,
+        "scale": 1.3,
     },
     "large": {
         "classes": 16,
-        "train_clips": 9600,
+        "train_clips": 16384,
         "val_clips": 1600,
-        "video_frames": 64,
+        "video_frames": 48,
         "distractors": 3,
-        "noise": 0.1,
+        "noise": 0.08,
+        "texture": 0.1,
+        "scale": 1.0,
     },
 }
 
@@ -108,22 +114,17 @@ class SyntheticDataSpec(_DataBase):
 
     type: Literal["synthetic"] = "synthetic"
     preset: Literal["tiny", "small", "large"] = "small"  # size the other fields default to
-    classes: int = Field(
-        default=12, ge=2, le=16
-    )  # number of classes (the first N of the class table)
-    train_clips: int = Field(default=2400, ge=1, le=10_000_000)  # videos in the training split
-    val_clips: int = Field(default=480, ge=1, le=10_000_000)  # videos in the validation split
-    video_frames: int = Field(
-        default=32, ge=2, le=10_000
-    )  # source frames per video; clips sample these
-    distractors: int = Field(
-        default=2, ge=0, le=16
-    )  # at most this many distractor objects per video
-    noise: float = Field(
-        default=0.08, ge=0, le=0.5
-    )  # largest std of per-pixel Gaussian noise ([0, 1] units)
+    # Number of classes: the first N of the class table (harness.data.synthetic).
+    classes: int = Field(default=12, ge=2, le=16)
+    train_clips: int = Field(default=4096, ge=1, le=10_000_000)  # videos, training split
+    val_clips: int = Field(default=480, ge=1, le=10_000_000)  # videos, validation split
+    video_frames: int = Field(default=24, ge=2, le=10_000)  # source frames of a video
+    distractors: int = Field(default=2, ge=0, le=16)  # at most this many distractors
+    noise: float = Field(default=0.05, ge=0, le=0.5)  # largest pixel-noise std, [0, 1] units
+    texture: float = Field(default=0.06, ge=0, le=0.5)  # std of the background's blotches
+    scale: float = Field(default=1.3, gt=0, le=4)  # main object's size, x the motion's own
     seed: int = Field(default=0, ge=0)  # every pixel follows from (seed, split, index)
-    cache_dir: str | None = None  # render once and keep clips here (None: render on the fly)
+    cache_dir: str | None = None  # render once and keep clips here (None: on the fly)
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,7 @@ video ``2j + 1`` is exactly video ``2j`` played backwards (a matched pair).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -386,12 +387,13 @@ class SyntheticVideos:
             forward = last - forward
         u = forward.astype(np.float32) / last
         base = rng.uniform(0.1, 0.9, 3).astype(np.float32)
-        texture = rng.normal(0, 0.12, (5, 5, 3)).astype(np.float32)
+        texture = rng.normal(0, spec.texture, (5, 5, 3)).astype(np.float32)
         weights = _upsample_matrix(size, 5)
         background = base + (weights @ texture.transpose(2, 0, 1) @ weights.T).transpose(1, 2, 0)
         colour = _contrasting(rng, base)
         noise = rng.uniform(0, spec.noise)
         pose = MOTIONS.get(cls.motion)(rng, u, **dict(cls.params))
+        pose = dataclasses.replace(pose, radius=pose.radius * spec.scale)
         others = _distractors(rng, u, int(rng.integers(0, spec.distractors + 1)))
         scene = _Scene(background=background, colour=colour, distractors=others, noise=noise)
         return _render(scene, pose, size, [[*key, 1, int(f)] for f in forward])

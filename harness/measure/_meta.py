@@ -1,21 +1,17 @@
 """Simulate a step on meta tensors: what it keeps alive, and its multiply-adds.
 
 Meta tensors have shapes, dtypes and storages of a given size but no data, so a forward,
-backward and optimizer step over them costs milliseconds whatever the clip and batch. Two
-modes watch the step:
+backward and optimizer step over them costs milliseconds whatever the clip and batch.
 
-- :class:`Simulator` (a ``TorchDispatchMode``, below autograd) sees every operator PyTorch
-  runs, forward and backward, and every storage it creates. A storage is counted from the
-  operator that returns it until Python frees it (a weak reference), exactly as the caching
-  allocators count it, so the running total is the bytes the step holds at each moment and
-  its maximum is the step's peak. Kernel workspaces (im2col buffers of CPU convolutions,
-  cuDNN workspace) are invisible here and not counted. In the forward pass it also counts
-  multiply-adds of the compute operators (the ``gflops`` convention) and fvcore's activations.
-- :class:`DevicePolicy` (a ``TorchFunctionMode``, above autograd) makes the meta step run
-  what the target device would: autocast's casts at bf16/fp16 (meta tensors have no autocast
-  of their own) and the fused attention kernel PyTorch dispatches to on CPU and CUDA (on meta
-  ``scaled_dot_product_attention`` falls back to the math path, which saves the attention
-  matrix that the fused kernels never materialise).
+:class:`Simulator` (a ``TorchDispatchMode``, below autograd) sees every operator PyTorch
+runs, forward and backward, and every storage it creates. A storage is counted from the
+operator that returns it until Python frees it (a weak reference), as the caching allocators
+count it, so replaying the log gives the bytes the step holds at each moment and its peak.
+Kernel workspaces (im2col buffers of CPU convolutions, cuDNN workspace) are invisible here
+and not counted. In the forward pass it also counts the multiply-adds of the compute
+operators (the ``gflops`` convention) and fvcore's activations.
+:class:`~harness.measure._policy.DevicePolicy` (above autograd) makes the meta step run
+what the target device would: autocast's casts and fused attention.
 """
 
 from __future__ import annotations
@@ -29,12 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
-from torch.utils._device import _device_constructors
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from harness.measure._policy import DevicePolicy
 from harness.measure._runtime import (
     PRECISIONS,
     create_optimizer,
@@ -45,9 +39,7 @@ from harness.measure._runtime import (
 from harness.measure._shapes import get_shape_rule
 
 __all__ = [
-    "DevicePolicy",
     "ForwardTrace",
-    "MetaBuild",
     "MetaModel",
     "SavedTensors",
     "Simulator",
@@ -100,7 +92,7 @@ def _attention_macs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *args: An
 
 # Compute operators at dispatch level and their multiply-adds (the ``gflops`` convention,
 # one multiply-add = one FLOP). Linear, matmul and einsum reach dispatch as mm/addmm/bmm;
-# attention as one of its fused kernels (see DevicePolicy).
+# attention as one of its fused kernels (see harness.measure._policy).
 _COMPUTE: dict[Any, Callable[..., int]] = {
     aten.convolution.default: _conv_macs,
     aten.mm.default: _mm_macs,
@@ -125,7 +117,9 @@ _ACTIVATION_OPS = frozenset(
 
 
 class Simulator(TorchDispatchMode):
-    """Counts the bytes of live storages created under it, and forward multiply-adds.
+    """Logs the storages created under it, as they are allocated and freed; counts MACs.
+
+    The log replays into the most bytes held at once per phase (:meth:`peaks`).
 
     Args:
         check_rules: also run the meta kernel beside every fast shape rule and raise if they
@@ -135,13 +129,18 @@ class Simulator(TorchDispatchMode):
     def __init__(self, *, check_rules: bool = False) -> None:
         super().__init__()
         self.check_rules = check_rules
-        self.live = 0  # bytes held now by storages created under the simulator
-        self.peak = 0  # most bytes held since the last :meth:`phase`
         self.counting = False  # count multiply-adds and activations (the forward pass)
         self.macs: Counter[str] = Counter()  # operator -> multiply-adds
         self.activations = 0  # elements output by the compute operators
-        self.phases: dict[str, int] = {}  # phase -> its peak
+        self.events: list[tuple[int, int]] = []  # (storage, +bytes allocated or -bytes freed)
+        self.marks: dict[str, int] = {}  # phase -> number of events when it ended
         self._alive: dict[int, weakref.ref[Any]] = {}
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # NOTE: PyTorch wraps a mode's __torch_dispatch__ to keep torch.compile out of it,
+        # at a few microseconds an operator; a simulation is never compiled.
+        return False
 
     def adopt(self, tensors: Iterable[torch.Tensor | None]) -> None:
         """Watch storages that exist before the step (parameters, inputs) without counting."""
@@ -150,24 +149,51 @@ class Simulator(TorchDispatchMode):
                 self._watch(t.untyped_storage(), 0)
 
     def phase(self, name: str) -> None:
-        """Close phase ``name``: record its peak and start the next one from the bytes live."""
-        self.phases[name] = self.peak
-        self.peak = self.live
+        """End phase ``name`` here (the next phase starts)."""
+        self.marks[name] = len(self.events)
+
+    def peaks(self, existing: Iterable[torch.Tensor] = ()) -> dict[str, int]:
+        """Most bytes held at once in each phase, beyond what was held before the first.
+
+        Args:
+            existing: tensors alive at the end whose storages are to be treated as held
+                before the first phase (an optimizer's state, created in a first step,
+                exists throughout every later one).
+        """
+        skipped = set()
+        pending = {t.untyped_storage()._cdata for t in existing}
+        for i in range(len(self.events) - 1, -1, -1):  # their last allocations
+            if not pending:
+                break
+            key, nbytes = self.events[i]
+            if nbytes > 0 and key in pending:
+                skipped.add(i)
+                pending.discard(key)
+        running = start = 0
+        result = {}
+        for name, end in self.marks.items():
+            peak = running
+            for i in range(start, end):
+                if i not in skipped:
+                    running += self.events[i][1]
+                    peak = max(peak, running)
+            result[name], start = peak, end
+        return result
 
     def _watch(self, storage: Any, nbytes: int) -> None:
         key = storage._cdata
         if key in self._alive:
             return
-        alive = self._alive
+        alive, events = self._alive, self.events
 
         def release(_: object) -> None:
-            self.live -= nbytes
             alive.pop(key, None)
+            if nbytes:
+                events.append((key, -nbytes))
 
         alive[key] = weakref.ref(storage, release)
-        self.live += nbytes
-        if self.live > self.peak:
-            self.peak = self.live
+        if nbytes:
+            events.append((key, nbytes))
 
     def _track(self, out: Any) -> None:
         if type(out) is tuple or type(out) is list:
@@ -246,157 +272,6 @@ def _unpack(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-# --------------------------------------------------------------------------- device policy
-
-# Autocast's lower-precision operators: convolutions and matrix products run, and save
-# their inputs, at half width (the parameters' half copies are cached for the forward).
-_LOWER_COMMON = frozenset(
-    (
-        torch.conv1d,
-        torch.conv2d,
-        torch.conv3d,
-        torch.conv_transpose1d,
-        torch.conv_transpose2d,
-        torch.conv_transpose3d,
-        F.linear,
-        torch.matmul,
-        torch.Tensor.matmul,
-        torch.Tensor.__matmul__,
-        torch.mm,
-        torch.Tensor.mm,
-        torch.bmm,
-        torch.Tensor.bmm,
-        torch.addmm,
-        torch.baddbmm,
-        torch.prelu,
-        F.scaled_dot_product_attention,
-    )
-)
-_LOWER = {"cpu": _LOWER_COMMON, "cuda": _LOWER_COMMON | {torch.einsum}}
-# Operators CUDA autocast runs in fp32 whatever their inputs (norms over tokens, softmax).
-_FP32 = {
-    "cpu": frozenset(),
-    "cuda": frozenset(
-        (
-            F.layer_norm,
-            F.group_norm,
-            F.softmax,
-            F.log_softmax,
-            torch.softmax,
-            torch.Tensor.softmax,
-            torch.log_softmax,
-            torch.Tensor.log_softmax,
-        )
-    ),
-}
-
-
-class DevicePolicy(TorchFunctionMode):
-    """Run, on meta tensors, the casts and attention kernels of ``device_type``.
-
-    Args:
-        device_type: ``"cpu"`` or ``"cuda"``, the device being simulated.
-        dtype: autocast dtype (bfloat16 or float16), or None for fp32.
-    """
-
-    def __init__(self, device_type: str, dtype: torch.dtype | None) -> None:
-        super().__init__()
-        self.device_type = device_type
-        self.dtype = dtype
-        self._lower = _LOWER[device_type] if dtype is not None else frozenset()
-        self._fp32 = _FP32[device_type] if dtype is not None else frozenset()
-        self._casts: dict[int, torch.Tensor] = {}  # autocast's cache of parameter casts
-
-    def __exit__(self, *exc: Any) -> None:
-        self._casts.clear()
-        super().__exit__(*exc)
-
-    def _cast(self, value: Any, dtype: torch.dtype) -> Any:
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            return value
-        if value.dtype == dtype:
-            return value
-        if value.is_leaf and value.requires_grad:  # autocast caches casts of parameters
-            key = id(value)
-            if key not in self._casts:
-                self._casts[key] = value.to(dtype)
-            return self._casts[key]
-        return value.to(dtype)
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func in self._lower:
-            assert self.dtype is not None
-            args = [self._cast(a, self.dtype) for a in args]
-            kwargs = {k: self._cast(v, self.dtype) for k, v in kwargs.items()}
-        elif func in self._fp32:
-            args = [self._cast(a, torch.float32) for a in args]
-        if func is F.scaled_dot_product_attention:
-            return self._attention(*args, **kwargs)
-        return func(*args, **kwargs)
-
-    def _attention(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        attn_mask: torch.Tensor | None = None,
-        dropout_p: float = 0.0,
-        is_causal: bool = False,
-        scale: float | None = None,
-        enable_gqa: bool = False,
-    ) -> torch.Tensor:
-        fused = attn_mask is None and not enable_gqa and q.dim() == 4 and dropout_p == 0.0
-        if fused and self.device_type == "cpu":
-            out = aten._scaled_dot_product_flash_attention_for_cpu(
-                q, k, v, dropout_p, is_causal, scale=scale
-            )
-            return out[0]
-        if fused:
-            out = aten._scaled_dot_product_efficient_attention(
-                q, k, v, None, True, dropout_p, is_causal, scale=scale
-            )
-            return out[0]
-        return F.scaled_dot_product_attention(
-            q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
-        )
-
-
-# ------------------------------------------------------------------------- meta building
-
-_CONSTRUCTORS = frozenset(_device_constructors())
-# Initialisation fills values; a meta tensor has none, so these return the tensor as is.
-_INIT = frozenset(
-    (
-        *(getattr(nn.init, n) for n in dir(nn.init) if n.endswith("_") and n[0] != "_"),
-        torch.Tensor.normal_,
-        torch.Tensor.uniform_,
-        torch.Tensor.fill_,
-        torch.Tensor.zero_,
-        torch.Tensor.random_,
-        torch.Tensor.bernoulli_,
-        torch.Tensor.exponential_,
-        torch.Tensor.erfinv_,
-    )
-)
-
-
-class MetaBuild(TorchFunctionMode):
-    """Build modules on the meta device, skipping the (value-only) weight initialisation.
-
-    Like ``with torch.device("meta")``, plus: initialisation functions return their tensor
-    untouched. PyTorch's meta kernels for random fills are Python and dominate a meta build.
-    """
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        if func in _INIT and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-            return args[0]
-        if func in _CONSTRUCTORS and kwargs.get("device") is None:
-            kwargs["device"] = "meta"
-        return func(*args, **kwargs)
-
-
 @contextlib.contextmanager
 def no_gc() -> Iterator[None]:
     """Hold off the cyclic collector: a full collection mid-simulation costs more than it.
@@ -467,20 +342,19 @@ class StepTrace:
     buffer_bytes: int
     input_bytes: int  # the clip batch and its targets
     grad_bytes: int  # parameter gradients
-    optimizer_bytes: int  # optimizer state at steady state
+    optimizer_bytes: int  # optimizer state (it exists before the step: steady state)
     saved_bytes: int  # activations autograd saves for backward (parameters excluded)
-    forward_peak: int  # most bytes created and alive at once, per phase
+    forward_peak: int  # most bytes created by the step and alive at once, per phase
     backward_peak: int
-    optimizer_peak: int  # includes the optimizer state (created in this first step)
+    optimizer_peak: int
     macs: dict[str, int]  # forward multiply-adds by operator, whole batch
     activations: int  # fvcore's activations, whole batch
 
     @property
     def peak_bytes(self) -> int:
-        """The steady-state peak: in later steps the optimizer state exists throughout."""
-        before = self.param_bytes + self.buffer_bytes + self.input_bytes
-        during = max(self.forward_peak, self.backward_peak) + self.optimizer_bytes
-        return before + max(during, self.optimizer_peak)
+        """Most bytes held at once: what exists before the step plus its highest phase."""
+        before = self.param_bytes + self.buffer_bytes + self.input_bytes + self.optimizer_bytes
+        return before + max(self.forward_peak, self.backward_peak, self.optimizer_peak)
 
 
 @dataclass(frozen=True)
@@ -510,7 +384,11 @@ def simulate_train_step(
     optimizer: str,
     check_rules: bool = False,
 ) -> StepTrace:
-    """One training step of ``meta`` at ``batch``, as ``device_type`` would run it."""
+    """One training step of ``meta`` at ``batch``, as ``device_type`` would run it.
+
+    Figures are those of a later step, as measured ones are: the optimizer state, which
+    this first step creates, is counted as held before it (steady state).
+    """
     x, y = _inputs(input_shape, batch)
     # PyTorch's own choice per device: foreach kernels on CUDA, a loop on CPU.
     opt = create_optimizer(optimizer, meta.params, foreach=device_type == "cuda")
@@ -529,6 +407,7 @@ def simulate_train_step(
     with sim:
         sim.counting = True
         train_step(meta.forward, opt, x, y, amp=amp, on_phase=on_phase)
+    peaks = sim.peaks(existing=optimizer_state(opt))
     return StepTrace(
         param_bytes=storage_bytes(meta.params),
         buffer_bytes=storage_bytes(meta.buffers),
@@ -536,9 +415,9 @@ def simulate_train_step(
         grad_bytes=storage_bytes(p.grad for p in meta.params),
         optimizer_bytes=storage_bytes(optimizer_state(opt)),
         saved_bytes=saved.nbytes,
-        forward_peak=sim.phases["forward"],
-        backward_peak=sim.phases["backward"],
-        optimizer_peak=sim.phases["optimizer"],
+        forward_peak=peaks["forward"],
+        backward_peak=peaks["backward"],
+        optimizer_peak=peaks["optimizer"],
         macs=dict(sim.macs),
         activations=sim.activations,
     )
@@ -561,11 +440,12 @@ def simulate_forward(
         sim.counting = True
         scores = meta.forward(x)
         del scores
+        sim.phase("forward")
     return ForwardTrace(
         param_bytes=storage_bytes(meta.params),
         buffer_bytes=storage_bytes(meta.buffers),
         input_bytes=storage_bytes([x]),
-        peak=sim.peak,
+        peak=sim.peaks()["forward"],
         macs=dict(sim.macs),
         activations=sim.activations,
     )

@@ -174,14 +174,17 @@ def measure_latency(
     )
     try:
         with _threads(n_threads):
-            forward, forward_backward = _measure(
+            timings = _measure(
                 model, input_shape, batch, dev, precision, channels_last, compile, backward,
                 warmup, repeats,
             )  # fmt: skip
     except torch.cuda.OutOfMemoryError:
+        timings = None  # leaving the handler frees the failed run's tensors
+    if on_cuda:
         torch.cuda.empty_cache()
+    if timings is None:
         return Latency(forward=None, forward_backward=None, oom=True, **result)
-    return Latency(forward=forward, forward_backward=forward_backward, **result)
+    return Latency(forward=timings[0], forward_backward=timings[1], **result)
 
 
 def _measure(

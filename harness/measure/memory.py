@@ -310,37 +310,40 @@ def measure_train_memory(
         optimizer=optimizer,
         method="cuda_peak_allocated" if on_cuda else "profiler_cpu_peak",
     )
-    start = torch.cuda.memory_allocated(dev) if on_cuda else 0  # held by others: not ours
     try:
-        net, opt, x, y = _prepare(model, input_shape, batch, dev, optimizer)
-        train_step(net, opt, x, y, amp=autocast(dev, precision))  # creates optimizer state
-        opt.zero_grad(set_to_none=True)
-        saved = SavedTensors([*net.parameters(), *net.buffers(), x])
-        step = _cuda_step if on_cuda else _cpu_step
-        peak = step(net, opt, x, y, _forward(dev, precision, saved)) - start
+        figures = _measured_step(model, input_shape, batch, dev, precision, optimizer)
     except torch.cuda.OutOfMemoryError:
-        net = opt = x = y = None  # type: ignore[assignment]
-        _release(dev)
-        return TrainMemory(
-            peak_bytes=None,
-            grad_bytes=0,
-            optimizer_bytes=0,
-            input_bytes=0,
-            saved_bytes=0,
-            oom=True,
-            **common,
-        )
-    figures = TrainMemory(
+        figures = None  # leaving the handler frees the failed step's tensors
+    _release(dev)
+    if figures is None:
+        figures = dict(peak_bytes=None, grad_bytes=0, optimizer_bytes=0, input_bytes=0)
+        return TrainMemory(saved_bytes=0, oom=True, **figures, **common)
+    return TrainMemory(**figures, **common)
+
+
+def _measured_step(
+    model: nn.Module,
+    input_shape: Shape,
+    batch: int,
+    device: torch.device,
+    precision: str,
+    optimizer: str,
+) -> dict[str, Any]:
+    on_cuda = device.type == "cuda"
+    start = torch.cuda.memory_allocated(device) if on_cuda else 0  # others' tensors
+    net, opt, x, y = _prepare(model, input_shape, batch, device, optimizer)
+    train_step(net, opt, x, y, amp=autocast(device, precision))  # creates optimizer state
+    opt.zero_grad(set_to_none=True)
+    saved = SavedTensors([*net.parameters(), *net.buffers(), x])
+    step = _cuda_step if on_cuda else _cpu_step
+    peak = step(net, opt, x, y, _forward(device, precision, saved)) - start
+    return dict(
         peak_bytes=peak,
         grad_bytes=storage_bytes(p.grad for p in net.parameters()),
         optimizer_bytes=storage_bytes(optimizer_state(opt)),
         input_bytes=storage_bytes([x, y]),
         saved_bytes=saved.nbytes,
-        **common,
     )
-    del net, opt, x, y
-    _release(dev)
-    return figures
 
 
 def _release(device: torch.device) -> None:
@@ -371,18 +374,21 @@ def measure_inference_memory(
         method="cuda_peak_allocated" if on_cuda else "profiler_cpu_peak",
     )
     try:
-        net = copy.deepcopy(model).to(dev).eval()
-        x, _ = example_batch(input_shape, batch, dev)
-        with torch.no_grad(), autocast(dev, precision):
-            net(x)  # warm-up
-            peak = _forward_peak(net, x)
+        peak = _measured_forward(model, input_shape, batch, dev, precision)
     except torch.cuda.OutOfMemoryError:
-        net = x = None  # type: ignore[assignment]
-        _release(dev)
-        return InferenceMemory(activation_bytes=None, oom=True, **common)
-    del net, x
+        peak = None  # leaving the handler frees the failed pass's tensors
     _release(dev)
-    return InferenceMemory(activation_bytes=peak, **common)
+    return InferenceMemory(activation_bytes=peak, oom=peak is None, **common)
+
+
+def _measured_forward(
+    model: nn.Module, input_shape: Shape, batch: int, device: torch.device, precision: str
+) -> int:
+    net = copy.deepcopy(model).to(device).eval()
+    x, _ = example_batch(input_shape, batch, device)
+    with torch.no_grad(), autocast(device, precision):
+        net(x)  # warm-up
+        return _forward_peak(net, x)
 
 
 def _forward_peak(net: nn.Module, x: torch.Tensor) -> int:

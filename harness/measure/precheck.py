@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from torch import nn
 
 from harness.compiler import build_model, plan_network
 from harness.errors import SpecError
-from harness.measure._meta import MetaBuild, meta_model, no_gc, simulate_train_step
+from harness.measure._meta import meta_model, no_gc, simulate_train_step
+from harness.measure._policy import MetaBuild
 from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
 from harness.measure.cache import CostCache, CostKey
-from harness.measure.flops import count_params
+from harness.measure.flops import _NORM_TYPES
 from harness.measure.memory import TrainMemory
 from harness.spec import ModelSpec, load_spec, realise, spec_hash
 
@@ -135,7 +137,7 @@ def precheck(
         spec_hash=spec_hash(loaded),
         input_shape=shape,
         params=sum(p.numel() for p in meta.params),
-        params_no_norm=count_params(model, norm=False),
+        params_no_norm=_params_without_norms(model),
         flops=flops,
         activations=trace.activations // batch,
         train_memory=TrainMemory.simulated(trace, shape, batch, target, precision, optimizer),
@@ -143,6 +145,14 @@ def precheck(
     if cache is not None and key is not None:
         cache.put(key, result.to_json())
     return result
+
+
+def _params_without_norms(model: nn.Module) -> int:
+    """``count_params(model, norm=False)`` in one pass over the module tree."""
+    norms = {name for name, module in model.named_modules() if isinstance(module, _NORM_TYPES)}
+    return sum(
+        p.numel() for name, p in model.named_parameters() if name.rpartition(".")[0] not in norms
+    )
 
 
 def _plan(

@@ -25,7 +25,7 @@ import yaml
 from optuna.trial import TrialState
 
 from harness.errors import HarnessError
-from harness.search._costs import Costs, measure_costs
+from harness.search._costs import Costs, describe_costs, measure_costs
 from harness.search._halving import promote, rungs
 from harness.search.samplers import derive_seed
 from harness.search.space import METRICS, SearchSpace
@@ -278,6 +278,9 @@ def _evaluate_spec(
     if violated:
         row["reason"] = f"over budget: {', '.join(violated)} (rejected before training)"
         return _tell(study, trial, space, row, "infeasible", start)
+    costs = describe_costs(spec, costs)  # it will train: fvcore's per-stage table too
+    row.update(gflops_all=costs.gflops_all, stages=costs.stages,
+               unsupported_ops=costs.unsupported_ops)  # fmt: skip
     trial.set_user_attr(ROW_ATTR, row)  # the running row shows its costs
     return _train(study, trial, ctx, spec, row, seed, start)
 

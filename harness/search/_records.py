@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,13 @@ from optuna.trial import FrozenTrial, TrialState
 from harness.results import COLUMNS, save_results
 from harness.search._evaluate import ROW_ATTR
 
-__all__ = ["DISCARDED_ATTR", "export_results", "trial_row", "trials_frame"]
+__all__ = ["DISCARDED_ATTR", "KEPT_ATTR", "export_results", "trial_row", "trials_frame"]
 
 DISCARDED_ATTR = "discarded"  # a trial asked for but never run (see run_worker)
+# Study attribute: trial numbers an expansion kept. NOTE: a study attribute, because a
+# finished trial takes no new user attributes in the RDB storages, and "kept" is decided
+# only after the trials of a step have finished.
+KEPT_ATTR = "harness.kept"
 
 _JSON_COLUMNS = ("history", "stages")
 _STATE = {
@@ -25,8 +30,13 @@ _STATE = {
 }
 
 
-def trial_row(study_name: str, trial: FrozenTrial) -> dict[str, Any] | None:
-    """One row of the results table; None for a trial that has not started (waiting)."""
+def trial_row(
+    study_name: str, trial: FrozenTrial, kept: Collection[int] | None = None
+) -> dict[str, Any] | None:
+    """One row of the results table; None for a trial that has not started (waiting).
+
+    ``kept``: the trials an expansion kept, for the ``kept`` column of its rows.
+    """
     if trial.state == TrialState.WAITING or trial.user_attrs.get(DISCARDED_ATTR):
         return None
     stored: dict[str, Any] = dict(trial.user_attrs.get(ROW_ATTR) or {})
@@ -45,6 +55,8 @@ def trial_row(study_name: str, trial: FrozenTrial) -> dict[str, Any] | None:
     for key in ("step", "axis", "parent", "kept"):
         if key in trial.user_attrs:
             row[key] = trial.user_attrs[key]
+    if kept is not None and "step" in trial.user_attrs:
+        row["kept"] = trial.number in kept
     if trial.datetime_start is not None:
         row.setdefault("datetime_start", trial.datetime_start.isoformat(timespec="seconds"))
     if row["state"] != "running":
@@ -54,7 +66,9 @@ def trial_row(study_name: str, trial: FrozenTrial) -> dict[str, Any] | None:
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every started trial of ``study`` as one table, ordered by trial number."""
-    rows = [trial_row(study.study_name, t) for t in study.get_trials(deepcopy=False)]
+    kept = study.user_attrs.get(KEPT_ATTR)
+    kept = None if kept is None else set(kept)
+    rows = [trial_row(study.study_name, t, kept) for t in study.get_trials(deepcopy=False)]
     return pd.DataFrame([r for r in rows if r is not None])
 
 

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from harness.errors import HarnessError
 from harness.results import Direction, load_study_results, pareto_mask
 from harness.search._evaluate import Context, evaluate_trial
-from harness.search._records import DISCARDED_ATTR, export_results
+from harness.search._records import DISCARDED_ATTR, KEPT_ATTR, export_results
 from harness.search._storage import (
     WORKER_ATTR,
     Heartbeat,
@@ -36,7 +36,14 @@ from harness.search._storage import (
 from harness.search.samplers import create_sampler, derive_seed
 from harness.search.space import SearchSpace
 
-__all__ = ["SearchResult", "create_study", "evaluate_candidates", "run_search", "run_worker"]
+__all__ = [
+    "SearchResult",
+    "create_study",
+    "evaluate_candidates",
+    "run_search",
+    "run_worker",
+    "set_kept",
+]
 
 SPACE_ATTR = "harness.space"
 EXPORT_EVERY_SECONDS = 5.0
@@ -319,3 +326,18 @@ def evaluate_candidates(
     else:
         _run_workers(workers, None, created, **kwargs)
     return _result(created, space, results_dir)
+
+
+def set_kept(
+    study: str,
+    trials: Sequence[int],
+    *,
+    storage: str | None = None,
+    results_dir: str | Path = "results",
+) -> Path:
+    """Record which trials of ``study`` an expansion kept (the ``kept`` column of rows that
+    carry a ``step``) and export the results table again; returns its path."""
+    results_dir = Path(results_dir)
+    loaded = optuna.load_study(study_name=study, storage=open_storage(storage, results_dir, study))
+    loaded.set_user_attr(KEPT_ATTR, sorted(int(t) for t in trials))
+    return export_results(loaded, results_dir)

@@ -3,8 +3,8 @@
 A spec may name a ``base`` (a zoo name or a file path relative to itself) and override
 any of its keys. Mappings merge key by key; a mapping with integer keys patches the items
 of a list (``stages: {2: {depth: 4}}``); anything else replaces. A node whose ``type``
-changes keeps only the keys its new type also has, and ``published`` figures are never
-inherited.
+turns it into another kind (another block, stem or head) is replaced whole, and
+``published`` figures are never inherited.
 """
 
 from __future__ import annotations
@@ -41,12 +41,24 @@ def _resolve(ref: str | Path, relative_to: Path | None) -> Path:
     return zoo_path(ref)
 
 
+def _kind_changes(base: dict[str, Any], child: dict[str, Any]) -> bool:
+    """Whether ``child`` turns ``base`` into another kind of node (another block, stem...).
+
+    A ``type`` that picks another model of a discriminated union replaces the node whole;
+    another value of the same model's ``type`` (a lateral's kind) merges key by key.
+    """
+    old, new = base.get("type"), child.get("type")
+    if "type" not in child or old == new or not isinstance(new, str):
+        return False
+    if not isinstance(old, str):
+        return True
+    return not (_models_of_type(old) & _models_of_type(new))
+
+
 def _merge(base: Any, child: Any) -> Any:
     if isinstance(base, dict) and isinstance(child, dict):
-        if "type" in child and child.get("type") != base.get("type"):
-            # A new type keeps only the keys it also has (norm, act, widths...).
-            accepted = _keys_of_type(child["type"]) or frozenset()
-            base = {k: v for k, v in base.items() if k in accepted and k != "type"}
+        if _kind_changes(base, child):
+            return child
         merged = dict(base)
         for key, value in child.items():
             merged[key] = _merge(base[key], value) if key in base else value
@@ -155,14 +167,13 @@ def _known_keys() -> list[str]:
 
 
 @functools.cache
-def _keys_of_type(name: str) -> frozenset[str] | None:
-    """Keys a node of ``type: name`` accepts (None when no model declares that type)."""
-    keys: set[str] = set()
-    for model in _spec_models():
-        field = model.model_fields.get("type")
-        if field is not None and name in get_args(field.annotation):
-            keys |= _field_names(model)
-    return frozenset(keys) if keys else None
+def _models_of_type(name: str) -> frozenset[str]:
+    """Names of the spec models whose ``type`` field accepts ``name``."""
+    return frozenset(
+        model.__name__
+        for model in _spec_models()
+        if "type" in model.model_fields and name in get_args(model.model_fields["type"].annotation)
+    )
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:

@@ -43,12 +43,12 @@ class TrainConfig(_Frozen):
     """Runtime settings of a training run; defaults suit the synthetic benchmark on CPU."""
 
     optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: float = Field(default=2e-3, gt=0)  # peak learning rate, for ``batch_size`` x ``grad_accum``
+    lr: float = Field(default=5e-3, gt=0)  # peak learning rate, for ``batch_size`` x ``grad_accum``
     weight_decay: float = Field(default=0.05, ge=0)  # on weights; never on norm layers or biases
     momentum: float = Field(default=0.9, ge=0, lt=1)  # SGD momentum (AdamW: beta1)
     warmup_epochs: float = Field(default=1.0, ge=0)  # linear warm-up, then cosine decay to zero
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
-    batch_size: int = Field(default=32, ge=1, le=65536)  # clips per step per process
+    batch_size: int = Field(default=16, ge=1, le=65536)  # clips per step per process
     grad_accum: int = Field(
         default=1, ge=1, le=1024
     )  # steps whose gradients add up before an update

@@ -24,6 +24,8 @@ from harness.errors import SpecError
 from harness.spec.schema import ClipSpec
 
 CLIP = ClipSpec(frames=4, stride=1, size=16)
+# Data sets built after a test checked its warning warn again; pytest.warns still sees them.
+pytestmark = pytest.mark.filterwarnings("ignore::harness.data.index.DataWarning")
 
 
 def _spec(root: Path, tmp_path: Path, **fields: object) -> VideoDataSpec:

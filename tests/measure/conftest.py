@@ -24,6 +24,7 @@ stages:
 head: {type: classifier}
 """
 
+
 @pytest.fixture(scope="session")
 def tiny_spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("specs") / "tiny3d.yaml"

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.compiler import VideoNet
+import harness
+from harness.compiler import VideoNet, min_clip
 from harness.errors import SpecError
 from harness.measure import (
     count_activations,
@@ -16,6 +17,10 @@ from harness.measure import (
     measure_train_memory,
 )
 from harness.measure import memory as memory_module
+from harness.measure._meta import SavedTensors
+from harness.measure._runtime import autocast, example_batch
+from harness.spec import load_spec, realise
+from harness.zoo import list_zoo
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -55,6 +60,24 @@ def test_simulated_step_by_hand(optimizer: str) -> None:
     held = memory.param_bytes + memory.input_bytes + memory.optimizer_bytes
     assert 3 * act + 3 * 512 * 4 <= memory.peak_bytes - held <= 3 * act + 3 * 512 * 4 + 64
     assert memory.method == "meta_simulation" and not memory.oom
+
+
+@pytest.mark.parametrize(("optimizer", "temporaries"), [("sgd", 1), ("adamw", 2)])
+def test_optimizer_phase_matches_a_real_step(optimizer: str, temporaries: int) -> None:
+    # Weights dominate (the largest first), so the peak is in the optimizer's update, at
+    # steady state: gradients, plus the update's temporaries for the largest parameter
+    # (SGD: the weight-decayed gradient; AdamW: the square root and its quotient).
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(96, 2000, bias=False), nn.ReLU(), nn.Linear(2000, 3, bias=False)
+    )
+    shape = (3, 2, 4, 4)
+    simulated = estimate_train_memory(model, shape, batch=1, optimizer=optimizer)
+    measured = measure_train_memory(model, shape, batch=1, optimizer=optimizer)
+    assert simulated.peak_bytes is not None and measured.peak_bytes is not None
+    held = simulated.param_bytes + simulated.optimizer_bytes + simulated.input_bytes
+    largest = 96 * 2000 * 4
+    assert simulated.peak_bytes - held == simulated.grad_bytes + temporaries * largest
+    assert 0 <= measured.peak_bytes - simulated.peak_bytes <= 64  # a few CPU scalars
 
 
 def test_simulated_inference_by_hand() -> None:
@@ -97,10 +120,11 @@ def test_bf16_saves_half_width_activations(tiny: VideoNet) -> None:
     assert bf16.grad_bytes == fp32.grad_bytes  # gradients stay fp32 under autocast
 
 
-def test_memory_grows_with_the_batch(tiny: VideoNet) -> None:
+def test_saved_activations_grow_linearly_with_the_batch(tiny: VideoNet) -> None:
     shape = tiny.plan.input_shape
-    one, four = (estimate_train_memory(tiny, shape, batch=b).saved_bytes for b in (1, 4))
-    assert four == 4 * one
+    one, two, four = (estimate_train_memory(tiny, shape, batch=b).saved_bytes for b in (1, 2, 4))
+    # Per-clip activations, plus per-channel norm statistics that do not depend on it.
+    assert four - two == 2 * (two - one) > 0
 
 
 def test_simulation_leaves_the_model_alone(tiny: VideoNet) -> None:
@@ -118,9 +142,7 @@ def test_count_activations_by_hand() -> None:
     assert count_activations(_pointwise_net(), torch.randn(1, *SHAPE)) == 16 * 2 * 4 * 4 + 3
 
 
-def test_out_of_memory_is_data_not_a_crash(
-    tiny: VideoNet, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_out_of_memory_is_data_not_a_crash(tiny: VideoNet, monkeypatch: pytest.MonkeyPatch) -> None:
     def exhausted(*args: object) -> None:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
@@ -181,3 +203,26 @@ def test_cuda_out_of_memory_is_over_budget(tiny: VideoNet) -> None:
         tiny, tiny.plan.input_shape, batch=2 * free // clip_bytes + 1, device="cuda"
     )
     assert result.oom and result.peak_bytes is None
+
+
+# Every zoo model under bf16 autocast (the casts are where a simulation can go wrong), and
+# one of each kind of network at fp32.
+SAVED_CASES = [(name, "bf16") for name in list_zoo()] + [
+    (name, "fp32")
+    for name in ("x3d_xs", "i3d_r50_two_stream", "slowfast_r50_8x8", "mvit_b_16x4", "vivit_b_fe")
+    if name in list_zoo()
+]
+
+
+@pytest.mark.parametrize(("name", "precision"), SAVED_CASES)
+def test_zoo_saved_activations_match_a_real_forward(name: str, precision: str) -> None:
+    """Autograd saves the same tensors (count and bytes) in a real CPU forward."""
+    spec = load_spec(name)
+    frames, size = min_clip(realise(spec))
+    model = harness.build_model(spec, frames=max(frames, 4), size=max(size, 32)).train()
+    x, _ = example_batch(model.plan.input_shape, 2)
+    saved = SavedTensors([*model.parameters(), *model.buffers(), x])
+    with saved, autocast(torch.device("cpu"), precision):
+        model(x)
+    simulated = estimate_train_memory(model, model.plan.input_shape, batch=2, precision=precision)
+    assert simulated.saved_bytes == saved.nbytes

@@ -51,11 +51,12 @@ def test_duplicates_reuse_the_recorded_result(tiny_space, tmp_path: Path) -> Non
 
 
 def test_resume_after_sigkill(tiny_space, tmp_path: Path) -> None:
-    space_file = tiny_space("killed", budget=1e-6)
+    # Feasible candidates train for a few seconds each, so the kill lands inside a trial.
+    space_file = tiny_space("killed", budget=100.0)
     results = tmp_path / "results"
     command = [
         sys.executable, "-m", "harness", "search", str(space_file),
-        "--trials", "5", "--results", str(results), "--json",
+        "--trials", "3", "--results", str(results), "--json",
     ]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = results / "killed" / "journal.log"
@@ -65,7 +66,7 @@ def test_resume_after_sigkill(tiny_space, tmp_path: Path) -> None:
         if journal.exists():
             states = [t.state for t in _study(results, "killed").get_trials(deepcopy=False)]
             if (
-                states.count(optuna.trial.TrialState.COMPLETE) >= 2
+                states.count(optuna.trial.TrialState.COMPLETE) >= 1
                 and states[-1].is_finished() is False
             ):
                 break
@@ -81,7 +82,7 @@ def test_resume_after_sigkill(tiny_space, tmp_path: Path) -> None:
     df = load_study_results(results / "killed")
     assert df["trial"].is_unique
     finished = df[df["reason"].fillna("").str.startswith("interrupted") == False]  # noqa: E712
-    assert len(finished) == 5 and (finished["state"] == "infeasible").all()
+    assert len(finished) == 3 and (finished["state"] == "complete").all()
     after = {t.number: t for t in _study(results, "killed").get_trials(deepcopy=False)}
     for number, params in done_before.items():  # nothing finished was lost or re-run
         assert after[number].params == params and after[number].state.is_finished()

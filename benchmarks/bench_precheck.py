@@ -1,0 +1,262 @@
+"""Pre-check benchmark: the budget pre-check against fvcore, and simulated against real memory.
+
+Targets (from the issue):
+
+    harness.measure.precheck("x3d_m"), 16x224       < 50 ms   (median wall-clock)
+    fvcore trace (count_flops) / pre-check          >= 20x
+    GFLOPs and params, pre-check vs fvcore          equal (within 1%)
+
+Part 1 times the pre-check of X3D-M at its 16x224x224 clip (compile on the meta device,
+simulate one training step: FLOPs, parameters, peak memory at ``--batch``) against the
+fvcore trace that ``harness compile`` runs (``count_flops`` on the built model), and
+compares their figures. Both are timed after one untimed call; reported are the median and
+the interquartile range of wall-clock milliseconds, and process CPU time beside them (on a
+machine shared with other work it is less disturbed by descheduling).
+
+Part 2 compares the simulated training-step peak (``estimate_train_memory``) with the peak
+measured by replaying the allocations of a real CPU step under ``torch.profiler``
+(``measure_train_memory``), for a few zoo models at small clips. The simulation leaves out
+what CPU kernels allocate inside themselves (im2col buffers, contiguous copies), so it is
+expected at or below the measurement.
+
+Usage::
+
+    python benchmarks/bench_precheck.py [--quick] [--json] [--reps N] [--batch B]
+
+The script exits 0 whatever the verdicts; progress goes to stderr, the table (and
+``--json`` figures) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import harness
+from harness.measure import (
+    MIB,
+    count_flops,
+    count_params,
+    estimate_train_memory,
+    example_input,
+    measure_train_memory,
+    precheck,
+)
+from harness.measure._policy import MetaBuild
+from harness.spec import ModelSpec, load_spec
+
+PRECHECK_TARGET_MS = 50.0
+RATIO_TARGET = 20.0
+AGREEMENT_TARGET = 0.01  # relative difference of GFLOPs and params
+
+# (zoo name, frames, size, batch) for the memory comparison: small clips, quick CPU steps.
+MEMORY_CASES = [
+    ("tiny_r2plus1d", 8, 32, 8),
+    ("r2plus1d_18", 8, 64, 2),
+    ("mvit_b_16x4", 8, 64, 2),
+]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _timed(call: Callable[[], Any], reps: int) -> tuple[Any, dict[str, float]]:
+    """One untimed call, then ``reps`` timed ones: wall and CPU milliseconds."""
+    result = call()
+    wall, cpu = [], []
+    for _ in range(reps):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = call()
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return result, _summary(wall, cpu)
+
+
+def _summary(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    q1, _, q3 = statistics.quantiles(wall, n=4, method="inclusive") if len(wall) > 1 else [0] * 3
+    return {
+        "median_ms": statistics.median(wall),
+        "iqr_ms": q3 - q1,
+        "min_ms": min(wall),
+        "cpu_median_ms": statistics.median(cpu),
+        "n": len(wall),
+    }
+
+
+def _relative(a: float, b: float) -> float:
+    return abs(a - b) / abs(b) if b else float(a != b)
+
+
+def bench_precheck(name: str, *, batch: int, reps: int, fvcore_reps: int) -> dict[str, Any]:
+    """Pre-check vs fvcore on ``name`` at its own clip."""
+    _log(f"  pre-check of {name} (batch {batch}), {reps} timed calls")
+    spec = load_spec(name)
+    check, pre = _timed(lambda: precheck(spec, batch=batch), reps)
+    _, meta_build = _timed(lambda: _meta_build(spec), reps)
+    _log(f"  fvcore trace of {name}, {fvcore_reps} timed calls")
+    start = time.perf_counter()
+    model = harness.build_model(name)
+    build_ms = (time.perf_counter() - start) * 1e3
+    x = example_input(model.plan.input_shape)
+    flops, trace = _timed(lambda: count_flops(model, x), fvcore_reps)
+    params = count_params(model)
+    memory = check.train_memory
+    return {
+        "model": name,
+        "input_shape": list(check.input_shape),
+        "batch": batch,
+        "precheck": pre,
+        "fvcore": trace,
+        "build_ms": build_ms,
+        "meta_build": meta_build,
+        "ratio": trace["median_ms"] / pre["median_ms"],
+        "ratio_cpu": trace["cpu_median_ms"] / pre["cpu_median_ms"],
+        "gflops": {"precheck": check.gflops, "fvcore": flops.gflops},
+        "gflops_rel_diff": _relative(check.flops, flops.flops),
+        "params": {"precheck": check.params, "fvcore": params},
+        "params_rel_diff": _relative(check.params, params),
+        "train_memory_mb": memory.peak_mb,
+        "pass_time": pre["median_ms"] < PRECHECK_TARGET_MS,
+        "pass_ratio": trace["median_ms"] / pre["median_ms"] >= RATIO_TARGET,
+        "pass_agreement": max(_relative(check.flops, flops.flops), _relative(check.params, params))
+        <= AGREEMENT_TARGET,
+    }
+
+
+def _meta_build(spec: ModelSpec) -> None:
+    with MetaBuild():
+        harness.build_model(spec)
+
+
+def bench_memory(name: str, frames: int, size: int, batch: int) -> dict[str, Any]:
+    """Simulated vs profiled peak of one CPU training step (fp32, SGD)."""
+    _log(f"  memory of {name} at {frames}x{size}, batch {batch}")
+    model = harness.build_model(name, frames=frames, size=size)
+    shape = model.plan.input_shape
+    start = time.perf_counter()
+    simulated = estimate_train_memory(model, shape, batch=batch)
+    simulate_ms = (time.perf_counter() - start) * 1e3
+    start = time.perf_counter()
+    measured = measure_train_memory(model, shape, batch=batch)
+    measure_ms = (time.perf_counter() - start) * 1e3
+    assert simulated.peak_bytes is not None and measured.peak_bytes is not None
+    return {
+        "model": name,
+        "input_shape": list(shape),
+        "batch": batch,
+        "simulated_mb": simulated.peak_bytes / MIB,
+        "measured_mb": measured.peak_bytes / MIB,
+        "error": simulated.peak_bytes / measured.peak_bytes - 1,
+        "saved_equal": simulated.saved_bytes == measured.saved_bytes,
+        "simulate_ms": simulate_ms,
+        "measure_ms": measure_ms,
+        "methods": [simulated.method, measured.method],
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg_start": os.getloadavg()[0],  # 1-minute load average: others share the CPU
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def format_report(figures: dict[str, Any]) -> str:
+    m = figures["machine"]
+    p = figures["precheck"]
+    pre, fv = p["precheck"], p["fvcore"]
+    shape = "x".join(map(str, p["input_shape"]))
+    lines = [
+        f"machine: {m['cpu']}, {m['logical_cores']} logical cores, torch {m['torch']} "
+        f"({m['torch_threads']} threads), load average {m['load_avg_start']:.1f} at start",
+        "",
+        f"pre-check vs fvcore: {p['model']} at {shape}, memory at batch {p['batch']}",
+        f"{'':28s}{'pre-check':>16s}{'fvcore':>16s}{'rel. diff':>12s}",
+        f"{'GFLOPs (multiply-adds)':28s}{p['gflops']['precheck']:>16.4f}"
+        f"{p['gflops']['fvcore']:>16.4f}{p['gflops_rel_diff']:>12.2e}",
+        f"{'params':28s}{p['params']['precheck']:>16,}{p['params']['fvcore']:>16,}"
+        f"{p['params_rel_diff']:>12.2e}",
+        f"{'time, median ms (IQR)':28s}{pre['median_ms']:>9.1f} ({pre['iqr_ms']:>4.1f})"
+        f"{fv['median_ms']:>9.0f} ({fv['iqr_ms']:>4.0f})",
+        f"{'CPU time, median ms':28s}{pre['cpu_median_ms']:>16.1f}{fv['cpu_median_ms']:>16.0f}",
+        f"{'timed calls':28s}{pre['n']:>16d}{fv['n']:>16d}",
+        f"(of the pre-check, compiling on the meta device takes "
+        f"{p['meta_build']['median_ms']:.1f} ms, CPU {p['meta_build']['cpu_median_ms']:.1f})",
+        f"(fvcore also needs the real model: build {p['build_ms']:.0f} ms, not in its time)",
+        f"training-step peak at batch {p['batch']} (simulated): {p['train_memory_mb']:,.1f} MiB",
+        "",
+        f"pre-check median {pre['median_ms']:.1f} ms (CPU {pre['cpu_median_ms']:.1f} ms), "
+        f"target < {PRECHECK_TARGET_MS:.0f} ms: {_verdict(p['pass_time'])}",
+        f"fvcore / pre-check {p['ratio']:.0f}x (CPU time {p['ratio_cpu']:.0f}x), "
+        f"target >= {RATIO_TARGET:.0f}x: {_verdict(p['pass_ratio'])}",
+        f"GFLOPs and params agree within {AGREEMENT_TARGET:.0%}: {_verdict(p['pass_agreement'])}",
+        "",
+        "training-step peak, simulated vs profiled (CPU, fp32, SGD)",
+        f"{'model':16s}{'input':>14s}{'batch':>7s}{'simulated MiB':>15s}{'profiled MiB':>14s}"
+        f"{'error':>9s}{'saved =':>9s}{'sim ms':>8s}{'real ms':>9s}",
+    ]
+    for row in figures["memory"]:
+        lines.append(
+            f"{row['model']:16s}{'x'.join(map(str, row['input_shape'])):>14s}"
+            f"{row['batch']:>7d}{row['simulated_mb']:>15.2f}{row['measured_mb']:>14.2f}"
+            f"{row['error']:>+9.2%}{'yes' if row['saved_equal'] else 'NO':>9s}"
+            f"{row['simulate_ms']:>8.0f}{row['measure_ms']:>9.0f}"
+        )
+    lines.append(
+        "(error: simulated / profiled - 1; the profile includes kernel-internal buffers. "
+        "saved =: activations saved for backward, byte for byte)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, one model")
+    parser.add_argument("--reps", type=int, default=20, help="timed pre-check calls")
+    parser.add_argument("--fvcore-reps", type=int, default=3, help="timed fvcore traces")
+    parser.add_argument("--batch", type=int, default=8, help="batch of the memory figure")
+    parser.add_argument("--model", default="x3d_m", help="zoo model of part 1")
+    args = parser.parse_args(argv)
+    reps, fvcore_reps = (5, 1) if args.quick else (args.reps, args.fvcore_reps)
+    _log("part 1: pre-check vs fvcore")
+    figures: dict[str, Any] = {"machine": machine_info()}
+    figures["precheck"] = bench_precheck(
+        args.model, batch=args.batch, reps=reps, fvcore_reps=fvcore_reps
+    )
+    _log("part 2: simulated vs profiled training-step memory")
+    cases = MEMORY_CASES[:1] if args.quick else MEMORY_CASES
+    zoo = set(harness.list_zoo())
+    figures["memory"] = [bench_memory(*case) for case in cases if case[0] in zoo]
+    print(format_report(figures))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

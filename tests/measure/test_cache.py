@@ -1,0 +1,98 @@
+"""The cost cache: keys, persistence, and that no cost is computed twice."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.measure import CostCache, CostKey, TrainMemory, precheck
+from harness.measure import cache as cache_module
+from harness.report import describe_model
+
+# The package exports the function precheck under the module's name.
+precheck_module = importlib.import_module("harness.measure.precheck")
+
+
+def _key(**changes: Any) -> CostKey:
+    key = CostKey.of(
+        "ab" * 32, (3, 8, 32, 32), batch=4, device="cpu", precision="fp32", kind="precheck"
+    )
+    return replace(key, **changes)
+
+
+def test_every_field_of_the_key_counts() -> None:
+    digests = {
+        _key().digest(),
+        _key(spec_hash="cd" * 32).digest(),
+        _key(input_shape=(3, 8, 64, 64)).digest(),
+        _key(batch=8).digest(),
+        _key(device="cuda").digest(),
+        _key(precision="bf16").digest(),
+        _key(kind="latency").digest(),
+        _key(options={"optimizer": "adamw"}).digest(),
+    }
+    assert len(digests) == 8
+    assert _key().digest() == _key().digest()
+
+
+def test_results_persist_across_instances(tmp_path: Path) -> None:
+    CostCache(tmp_path).put(_key(), {"flops": 42})
+    fresh = CostCache(tmp_path)
+    assert fresh.get(_key()) == {"flops": 42}
+    assert fresh.get(_key(batch=2)) is None
+    assert len(fresh) == 1
+
+
+def test_default_directory_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(cache_module.CACHE_ENV, str(tmp_path / "costs"))
+    assert CostCache().path == tmp_path / "costs" / "costs.sqlite"
+    monkeypatch.delenv(cache_module.CACHE_ENV)
+    assert CostCache().directory == Path("results") / ".cache"
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    calls: list[int] = []
+    original = getattr(module, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_precheck_is_computed_once_per_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    simulations = _count_calls(monkeypatch, precheck_module, "simulate_train_step")
+    builds = _count_calls(monkeypatch, precheck_module, "build_model")
+    cache = CostCache(tmp_path)
+    first = precheck("tiny_c2d", batch=2, cache=cache)
+    again = precheck("tiny_c2d", batch=2, cache=CostCache(tmp_path))  # from disk
+    assert again == first
+    assert (len(simulations), len(builds)) == (1, 1)  # a hit builds nothing
+    precheck("tiny_c2d", batch=4, cache=cache)
+    precheck("tiny_c2d", batch=2, precision="bf16", cache=cache)
+    precheck("tiny_c2d", batch=2, classes=5, cache=cache)
+    assert len(simulations) == 4
+
+
+def test_describe_model_caches_training_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.report as report_module
+
+    estimates = _count_calls(monkeypatch, report_module, "estimate_train_memory")
+    cache = CostCache(tmp_path)
+    first = describe_model("tiny_c2d", batch=2, cache=cache)
+    again = describe_model("tiny_c2d", batch=2, cache=cache)
+    assert isinstance(again.train_memory, TrainMemory)
+    assert again.train_memory == first.train_memory
+    assert len(estimates) == 1
+    describe_model("tiny_c2d", batch=2, optimizer="adamw", cache=cache)
+    assert len(estimates) == 2
