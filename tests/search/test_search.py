@@ -64,7 +64,11 @@ def test_resume_after_sigkill(tiny_space, tmp_path: Path) -> None:
     while time.monotonic() < deadline:
         time.sleep(0.2)
         if journal.exists():
-            states = [t.state for t in _study(results, "killed").get_trials(deepcopy=False)]
+            try:
+                trials = _study(results, "killed").get_trials(deepcopy=False)
+            except KeyError:  # the journal exists before the study is written into it
+                continue
+            states = [t.state for t in trials]
             if (
                 states.count(optuna.trial.TrialState.COMPLETE) >= 1
                 and states[-1].is_finished() is False
