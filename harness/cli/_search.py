@@ -17,8 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.errors import SpecError
-from harness.results import pareto_mask
-from harness.search import SearchResult, SearchSpace, load_space, parse_budget, run_search
+from harness.search import (
+    SearchResult,
+    SearchSpace,
+    load_space,
+    pareto_front,
+    parse_budget,
+    run_search,
+)
 from harness.search._records import trials_frame
 
 __all__ = ["register"]
@@ -67,13 +73,7 @@ def _front_table(df: pd.DataFrame, space: SearchSpace) -> Table:
     table = Table(title="Pareto set (complete, within budget)", title_justify="left")
     for column in ("trial", *space.objectives, "spec"):
         table.add_column(column, justify="right")
-    if df.empty or "feasible" not in df:
-        return table
-    done = df[(df["state"] == "complete") & df["feasible"].fillna(False).astype(bool)]
-    if done.empty:
-        return table
-    front = done[pareto_mask(done, space.objectives)].sort_values(next(iter(space.objectives)))
-    for _, row in front.head(12).iterrows():
+    for _, row in pareto_front(df, dict(space.objectives)).head(12).iterrows():
         cells = [str(row["trial"])]
         cells += [_fmt(row[name]) for name in space.objectives]
         table.add_row(*cells, str(row["spec_hash"])[:10])

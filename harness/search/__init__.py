@@ -14,6 +14,7 @@ from harness.search.run import (
     SearchResult,
     create_study,
     evaluate_candidates,
+    pareto_front,
     run_search,
     run_worker,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "evaluate_candidates",
     "list_samplers",
     "load_space",
+    "pareto_front",
     "parse_budget",
     "register_sampler",
     "run_search",

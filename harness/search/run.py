@@ -50,6 +50,21 @@ EXPORT_EVERY_SECONDS = 5.0
 Progress = Callable[[optuna.Study], None]
 
 
+def pareto_front(table: pd.DataFrame, objectives: Mapping[str, Direction]) -> pd.DataFrame:
+    """Complete, feasible trials of ``table`` on the Pareto set of ``objectives``.
+
+    A candidate evaluated more than once (a reused duplicate) appears once, as the trial
+    that trained it.
+    """
+    if table.empty or "feasible" not in table:
+        return table.iloc[0:0]
+    done = table[(table["state"] == "complete") & table["feasible"].fillna(False).astype(bool)]
+    done = done.sort_values("trial").drop_duplicates(["spec_hash", "protocol"], keep="first")
+    if done.empty:
+        return done
+    return done[pareto_mask(done, objectives)].sort_values(next(iter(objectives)))
+
+
 @dataclass
 class SearchResult:
     """What a search leaves behind."""
@@ -64,12 +79,7 @@ class SearchResult:
 
     def pareto(self) -> pd.DataFrame:
         """Complete, feasible trials on the Pareto set of the objectives."""
-        done = self.table[
-            (self.table["state"] == "complete") & self.table["feasible"].fillna(False)
-        ]
-        if done.empty:
-            return done
-        return done[pareto_mask(done, self.objectives)].sort_values(next(iter(self.objectives)))
+        return pareto_front(self.table, self.objectives)
 
     def to_json(self) -> dict[str, Any]:
         columns = ["trial", "spec_hash", *self.objectives, "params", "gflops"]
