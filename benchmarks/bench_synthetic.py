@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -87,6 +88,10 @@ def _run(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
 def _table(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> str:
     lines = [
         f"{'spec':<15}{'params':>9}{'top-1':>8}{'top-5':>8}{'pair top-1':>12}"
@@ -95,7 +100,7 @@ def _table(rows: list[dict[str, Any]], verdict: dict[str, Any]) -> str:
     for r in rows:
         lines.append(
             f"{r['spec']:<15}{r['params']:>9,}{r['top1']:>8.3f}{r['top5']:>8.3f}"
-            f"{r['pair_top1']:>12.3f}{r['other_top1']:>13.3f}{r['train_seconds']:>9.1f}"
+            f"{r['pair_top1']:>12.3f}{_fmt(r['other_top1']):>13}{r['train_seconds']:>9.1f}"
             f"{r['train_clips_per_second']:>9.1f}"
         )
     lines.append("")

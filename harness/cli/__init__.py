@@ -26,7 +26,10 @@ _expand.register(app)
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``harness`` console script."""
     try:
-        app(args=argv, prog_name="harness", standalone_mode=False)
+        code = app(args=argv, prog_name="harness", standalone_mode=False)
+        # NOTE: without standalone mode, click returns a command's exit code (typer.Exit).
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except HarnessError as exc:
         sys.stderr.write(f"harness: {exc}\n")
         sys.exit(2)

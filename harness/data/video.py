@@ -92,10 +92,29 @@ def _scaled(width: int, height: int, short_side: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+class _Converter:
+    """Frames -> RGB arrays at a short side, through one reused libswscale context.
+
+    NOTE: ``frame.to_ndarray(width=...)`` builds a new scaling context for every frame
+    (milliseconds each); one reformatter keeps its context across the frames of a video.
+    """
+
+    def __init__(self, short_side: int | None) -> None:
+        self.short_side = short_side
+        self.reformatter = av.video.reformatter.VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        width, height = _scaled(frame.width, frame.height, self.short_side)
+        rgb = self.reformatter.reformat(
+            frame, width=width, height=height, format="rgb24", interpolation="AREA"
+        )
+        return rgb.to_ndarray()
+
+
 def _decode_run(
     container: av.container.InputContainer,
     run: list[int],
-    short_side: int | None,
+    convert: _Converter,
     out: dict[int, np.ndarray],
 ) -> None:
     stream = container.streams.video[0]
@@ -105,15 +124,14 @@ def _decode_run(
     container.seek(start + int(run[0] / fps / base), stream=stream, backward=True)
     pending = list(run)
     last = None
+    frames_per_tick = float(base) * fps  # NOTE: floats, not Fractions, in the frame loop
     for position, frame in enumerate(container.decode(stream)):
-        index = (
-            round(float((frame.pts - start) * base) * fps) if frame.pts is not None else position
-        )
+        pts = frame.pts
+        index = round((pts - start) * frames_per_tick) if pts is not None else position
         if index < pending[0]:
             last = frame
             continue
-        width, height = _scaled(frame.width, frame.height, short_side)
-        image = frame.to_ndarray(format="rgb24", width=width, height=height)
+        image = convert(frame)
         while pending and pending[0] <= index:
             out[pending.pop(0)] = image
         if not pending:
@@ -121,8 +139,7 @@ def _decode_run(
         last = frame
     if last is None:
         raise DecodeError("no frame could be decoded")
-    width, height = _scaled(last.width, last.height, short_side)
-    image = last.to_ndarray(format="rgb24", width=width, height=height)
+    image = convert(last)
     for index in pending:  # past the end of the stream: repeat its last frame
         out[index] = image
 
@@ -142,10 +159,11 @@ def load_video_frames(
     """
     wanted = sorted({int(i) for i in indices})
     decoded: dict[int, np.ndarray] = {}
+    convert = _Converter(short_side)
     try:
         with av.open(str(path)) as container:
             for run in _runs(wanted):
-                _decode_run(container, run, short_side, decoded)
+                _decode_run(container, run, convert, decoded)
     except _READ_ERRORS as exc:
         raise DecodeError(f"{path}: cannot decode ({exc})") from None
     except DecodeError as exc:
