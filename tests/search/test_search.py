@@ -93,7 +93,9 @@ def test_resume_after_sigkill(tiny_space, tmp_path: Path) -> None:
     for number in running:  # the interrupted trial was failed and run again
         assert after[number].state == optuna.trial.TrialState.FAIL
         retried = [t for t in after.values() if t.user_attrs.get("retry_of") == number]
-        assert len(retried) == 1 and retried[0].params == after[number].params
+        assert len(retried) == 1
+        if after[number].params:  # killed after sampling: the retry uses the same candidate
+            assert retried[0].params == after[number].params
         assert retried[0].state == optuna.trial.TrialState.COMPLETE
 
 
