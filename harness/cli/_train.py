@@ -122,7 +122,7 @@ def train_command(
     if result.status != "complete":
         if main:
             sys.stderr.write(f"harness: training stopped: {result.reason}\n")
-        raise SystemExit(1)  # NOTE: typer.Exit's code is lost under standalone_mode=False
+        raise typer.Exit(1)  # main() passes the exit code through
 
 
 def register(app: typer.Typer) -> None:
