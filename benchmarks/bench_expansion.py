@@ -94,7 +94,9 @@ def real(args: argparse.Namespace) -> None:
             train={"batch_size": 16, "num_workers": 0},
         )  # fmt: skip
         evaluator = SearchEvaluator(space, "bench-expand", results_dir=Path(root) / "results")
-        config = ExpansionConfig(target=target, axes=axes, max_frames=16)
+        config = ExpansionConfig(
+            target=target, axes=axes, max_span=16, span_source="synthetic:tiny"
+        )
         start = time.perf_counter()
         result = expand_to_target(str(base), config, evaluator=evaluator)
         wall = time.perf_counter() - start

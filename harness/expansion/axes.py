@@ -57,10 +57,11 @@ class Axis:
     name: str
     keys: tuple[str, ...]
 
-    def headroom(self, current: ModelSpec, *, max_frames: int | None) -> tuple[float, str]:
+    def headroom(self, current: ModelSpec) -> tuple[float, str]:
         """The largest factor this axis may still apply to the realised ``current`` spec,
-        and why it stops there (``""``: no limit of its own)."""
-        del current, max_frames
+        and why it stops there (``""``: no limit of its own). The clip's span (frames x
+        stride) against the video length is checked for every axis by the cost model."""
+        del current
         return math.inf, ""
 
 
@@ -69,30 +70,18 @@ class ExpansionAxis(Axis):
     """An axis that multiplies one X3D expansion factor (``expansion.<field>``)."""
 
 
-def _frames_room(current: ModelSpec, max_frames: int | None) -> tuple[float, str]:
-    if max_frames is None:
-        return math.inf, ""
-    return max_frames / current.clip.frames, f"frames would pass --max-frames {max_frames}"
-
-
 @dataclass(frozen=True)
 class FramesAxis(ExpansionAxis):
     """gamma_t: frames x f at the same stride (the clip spans a longer duration)."""
-
-    def headroom(self, current: ModelSpec, *, max_frames: int | None) -> tuple[float, str]:
-        return _frames_room(current, max_frames)
 
 
 @dataclass(frozen=True)
 class FrameRateAxis(ExpansionAxis):
     """gamma_tau: frames x f and stride / f together (same duration, higher frame rate)."""
 
-    def headroom(self, current: ModelSpec, *, max_frames: int | None) -> tuple[float, str]:
-        room, reason = _frames_room(current, max_frames)
+    def headroom(self, current: ModelSpec) -> tuple[float, str]:
         stride = current.clip.stride
-        if stride <= room:
-            return float(stride), f"clip.stride is {stride}: the frame rate cannot rise further"
-        return room, reason
+        return float(stride), f"clip.stride is {stride}: the frame rate cannot rise further"
 
 
 @dataclass(frozen=True)

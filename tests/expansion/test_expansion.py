@@ -96,8 +96,11 @@ def test_dry_run_reproduces_x3d_family(name: str) -> None:
         (["--target-gflops", "0.01"], "--target-gflops: target 0.01 is not above the cost"),
         (["--step-ratio", "1.0"], "--step-ratio: step ratio must be above 1, got 1"),
         (["--order", "frame_rate"], "step 1: axis 'frame_rate' cannot grow: clip.stride is 1"),
-        (["--order", "frames", "--max-frames", "1"], "axis 'frames' cannot grow: frames would"),
+        (["--order", "frames", "--max-frames", "1"], "axis 'frames' cannot grow: the clip span"),
         (["--order", "frames"], "--order: after 1 steps the cost is"),
+        (["--cost", "flops"], "--cost: unknown cost 'flops'; known: gflops, params, train_memory"),
+        (["--target-params", "1e6"], "give exactly one of --target-gflops, --target-params"),
+        (["--latency-threads", "0"], "--latency-threads: must be at least 1, got 0"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
