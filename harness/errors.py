@@ -61,4 +61,12 @@ class SpecError(HarnessError):
 
     def _render(self) -> str:
         where = str(self.location) if self.location else (self.file or "<input>")
-        return f"{where}: {format_key_path(self.path)}: {self.message}"
+        return _one_line(f"{where}: {format_key_path(self.path)}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped, so it prints as one
+    line whatever a user wrote in a key or value (``"a\nb"`` -> ``a\\nb``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -22,7 +22,7 @@ from harness.compiler.plan import Grid, NetworkPlan, PathwayPlan, StagePlan, pla
 from harness.compiler.stems import create_pool, create_stem
 from harness.compiler.tokens import TokenHead  # noqa: F401  (registers patch stem, token head)
 from harness.errors import SpecError
-from harness.spec import ModelSpec, load_spec, locate, realise
+from harness.spec import ModelSpec, check_limits, load_spec, locate, realise
 from harness.spec.pathways import ConcatJoinSpec
 
 __all__ = ["VideoNet", "build_model", "init_weights"]
@@ -130,8 +130,11 @@ def init_weights(model: nn.Module) -> None:
     """Kaiming-normal convs (fan-out), unit norms, N(0, 0.01) linears, zero biases.
 
     Norms marked ``zero_init`` (the last of each residual branch) start at zero, so every
-    residual block starts as the identity.
+    residual block starts as the identity. A model on the meta device has no values to set.
     """
+    first = next(model.parameters(), None)
+    if first is not None and first.is_meta:
+        return
     for module in model.modules():
         if isinstance(module, nn.Conv3d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -191,6 +194,8 @@ def build_model(
         for name, value in (("frames", frames), ("size", size), ("classes", classes)):
             if value is not None and value < 1:
                 raise SpecError(f"{name} must be at least 1, got {value}", path=(name,))
+        if frames is not None or size is not None:
+            check_limits(real, frames=frames, size=size)
         return _compile(
             real,
             frames=frames or real.clip.frames,

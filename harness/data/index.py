@@ -1,7 +1,9 @@
 """The checked list of videos of one split: what the layout names, minus what cannot be used.
 
-Every entry a layout lists is checked before training starts: its label must be in the
-class list, its file must exist, and its headers must open with PyAV (frame folders must
+Every entry a layout lists is checked before training starts: its file must lie inside the
+data set's folders (:func:`~harness.data.layouts.data_roots`, links followed; a frame
+folder may hold no link that leads out), its label must be in the class list, its file
+must exist, and its headers must open with PyAV (frame folders must
 hold images). Entries that fail are skipped and counted, with one warning per split
 naming the reasons; a split with nothing left is a :class:`~harness.errors.SpecError`.
 Header probes are cached (keyed by path, size and modification time), so a large data set
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.data.layouts import Entry, get_layout
+from harness.data.layouts import Entry, data_roots, get_layout, within
 from harness.data.video import DecodeError, VideoInfo, probe_folder, probe_video
 from harness.errors import SpecError
 
@@ -116,10 +118,30 @@ def _segment(entry: Entry, info: VideoInfo) -> tuple[int, int]:
     return first, last - first
 
 
+OUTSIDE = "outside the data root"
+
+
+def _escapes(path: Path, roots: tuple[Path, ...], folder: bool) -> bool:
+    """Whether ``path`` (or, for a frame folder, a link inside it) leads out of ``roots``."""
+    if not within(path, roots):
+        return True
+    if not folder or not path.is_dir():
+        return False
+    with os.scandir(path) as items:
+        return any(item.is_symlink() and not within(Path(item.path), roots) for item in items)
+
+
 def _check(
-    entry: Entry, classes: dict[str, int], cache: _ProbeCache, folder: bool
+    entry: Entry,
+    classes: dict[str, int],
+    cache: _ProbeCache,
+    folder: bool,
+    roots: tuple[Path, ...],
 ) -> VideoRecord | str:
     """A record for ``entry``, or the reason it is skipped."""
+    # NOTE: first, so that nothing outside the data set is ever opened.
+    if entry.path is not None and _escapes(entry.path, roots, folder):
+        return OUTSIDE
     if entry.label not in classes:
         return "label not in the class list"
     if entry.path is None or not entry.path.exists():
@@ -164,9 +186,10 @@ def load_video_index(spec: VideoDataSpec, split: str) -> VideoIndex:
     classes = {name: i for i, name in enumerate(listing.classes)}
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
     cache = _ProbeCache(get_cache_dir(spec.cache_dir) / "probe" / f"{digest}.json")
+    roots = data_roots(spec)
     with ThreadPoolExecutor(PROBE_THREADS) as pool:
         checked = list(
-            pool.map(lambda e: _check(e, classes, cache, layout.frames), listing.entries)
+            pool.map(lambda e: _check(e, classes, cache, layout.frames, roots), listing.entries)
         )
     cache.save()
     records = [c for c in checked if isinstance(c, VideoRecord)]

@@ -15,6 +15,14 @@ any video (:mod:`harness.data.index` checks and probes the files).
     hmdb51    HMDB51's own split files, CLASS_test_splitN.txt (1 train, 2 test)
     ssv2      Something-Something v2 JSON: labels.json, train.json, validation.json and
               ID.webm; direction-sensitive, so flips are off by default
+
+Annotations are data, not trusted paths: an entry such as ``../../etc/passwd``, an absolute
+path, or a symbolic link leading out of the data set must never be read. Every path a
+layout lists is resolved (links followed) and checked to lie inside :func:`data_roots`
+(the data set folder and the ``videos`` folder); the layouts never touch a candidate that
+escapes, and :mod:`harness.data.index` skips and counts such entries as "outside the data
+root". Annotation files found by searching (``classInd.txt`` in a linked folder) are held
+to the same rule.
 """
 
 from __future__ import annotations
@@ -38,10 +46,12 @@ __all__ = [
     "Entry",
     "Layout",
     "Listing",
+    "data_roots",
     "detect_layout",
     "get_layout",
     "list_layouts",
     "register_layout",
+    "within",
 ]
 
 
@@ -102,6 +112,29 @@ def detect_layout(path: Path) -> str | None:
         except OSError:
             continue
     return None
+
+
+def data_roots(spec: VideoDataSpec) -> tuple[Path, ...]:
+    """The resolved folders a data set's files must lie in: its root and its videos."""
+    root = Path(spec.root).expanduser()
+    folder = root.parent if root.is_file() else root
+    return tuple(dict.fromkeys(_resolved(p) for p in (folder, _videos_dir(spec))))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symbolic-link loop
+        return path.absolute()
+
+
+def within(path: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``path``, links followed, lies inside one of ``roots`` (resolved folders)."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symbolic-link loop leads nowhere safe
+        return False
+    return any(real.is_relative_to(root) for root in roots)
 
 
 def _videos_dir(spec: VideoDataSpec) -> Path:
@@ -226,6 +259,7 @@ def _index_videos(folder: Path) -> dict[str, Path]:
 
 def _csv_rows(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
     files = [root] if root.is_file() else sorted(root.glob("*.csv"))
+    files = [f for f in files if within(f, (_resolved(root if root.is_dir() else root.parent),))]
     for file in files:
         with file.open(newline="") as handle:
             for row in csv.DictReader(handle):
@@ -281,16 +315,22 @@ register_layout("kinetics")(Layout(list_split=_list_kinetics, detect=_detect_kin
 
 
 def _find(root: Path, pattern: str) -> Path | None:
+    roots = (_resolved(root),)
     for folder in (root, *_subdirs(root)):
-        hits = sorted(folder.glob(pattern))
+        hits = [hit for hit in sorted(folder.glob(pattern)) if within(hit, roots)]
         if hits:
             return hits[0]
     return None
 
 
 def _locate(videos: Path, relative: str) -> Path | None:
+    """The file ``relative`` names under ``videos``; a name that leads out of ``videos``
+    is returned untouched (never looked at), for the index to reject."""
     name = Path(relative)
+    roots = (_resolved(videos),)
     for candidate in (videos / name, videos / "UCF-101" / name, videos / name.name):
+        if not within(candidate, roots):
+            return candidate
         if candidate.exists():
             return candidate
     return None
@@ -320,7 +360,8 @@ def _list_hmdb(spec: VideoDataSpec, split: str) -> Listing:
     root = Path(spec.root).expanduser()
     pattern = f"*_test_split{spec.split}.txt"
     folder = root / "testTrainMulti_7030_splits"
-    files = sorted((folder if folder.is_dir() else root).glob(pattern))
+    base = folder if folder.is_dir() else root
+    files = [f for f in sorted(base.glob(pattern)) if within(f, (_resolved(root),))]
     if not files:
         raise SpecError(f"no {pattern} split files under {root}", path=("data", "root"))
     wanted = "1" if split == "train" else "2"
@@ -366,7 +407,7 @@ _SSV2_FILES = {
 
 def _ssv2_file(folder: Path, kind: str) -> Path:
     for name in _SSV2_FILES[kind]:
-        if (folder / name).is_file():
+        if within(folder / name, (_resolved(folder),)) and (folder / name).is_file():
             return folder / name
     raise SpecError(f"no {' or '.join(_SSV2_FILES[kind])} in {folder}", path=("data", "root"))
 
@@ -378,8 +419,15 @@ def _load_json(path: Path) -> object:
         raise SpecError(f"cannot read JSON: {exc}", path=("data", "root"), file=str(path)) from None
 
 
-def _first_existing(*paths: Path) -> Path | None:
-    return next((p for p in paths if p.exists()), None)
+def _first_existing(roots: tuple[Path, ...], *paths: Path) -> Path | None:
+    """The first of ``paths`` that exists; the first that leads out of ``roots`` is
+    returned untouched (never looked at), for the index to reject."""
+    for path in paths:
+        if not within(path, roots):
+            return path
+        if path.exists():
+            return path
+    return None
 
 
 def _list_ssv2(spec: VideoDataSpec, split: str) -> Listing:
@@ -393,12 +441,13 @@ def _list_ssv2(spec: VideoDataSpec, split: str) -> Listing:
     if not isinstance(items, list):
         raise SpecError("split JSON must be a list of videos", path=("data", "root"))
     videos = _videos_dir(spec)
+    roots = (_resolved(videos),)
     entries = []
     for item in items:
         vid = str(item.get("id", "")) if isinstance(item, dict) else ""
         template = str(item.get("template", "")) if isinstance(item, dict) else ""
         label = template.replace("[", "").replace("]", "")
-        path = _first_existing(videos / f"{vid}.webm", videos / f"{vid}.mp4")
+        path = _first_existing(roots, videos / f"{vid}.webm", videos / f"{vid}.mp4")
         entries.append(Entry(name=vid or "<no id>", label=label, path=path))
     return Listing(classes=classes, entries=entries)
 

@@ -193,14 +193,21 @@ def _validate(data: Any, file: str) -> SyntheticDataSpec | VideoDataSpec:
 
 
 def _load_yaml(path: Path) -> SyntheticDataSpec | VideoDataSpec:
-    from harness.spec._yaml import load_yaml_file
+    """A data spec from a YAML file; its relative paths are relative to the file's folder.
+
+    ``root``, ``videos`` and ``cache_dir`` may start with ``~`` (the home folder); any other
+    relative path is joined to the folder holding the YAML file, not the working folder.
+    """
+    from harness.spec import load_yaml_file
 
     doc = load_yaml_file(path)
     if not isinstance(doc.data, dict):
         raise SpecError("a data spec must be a mapping of keys", file=str(path))
     data = dict(doc.data)
-    if data.get("type") == "video" and "root" in data and not Path(data["root"]).is_absolute():
-        data["root"] = str(path.parent / data["root"])
+    for key in ("root", "videos", "cache_dir"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            data[key] = str(path.parent / Path(value).expanduser())
     spec = _validate(data, str(path))
     return _resolve_layout(spec, str(path))
 

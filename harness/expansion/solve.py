@@ -20,8 +20,7 @@ from typing import Any
 from harness.expansion.axes import FACTOR_LIMIT, Axis, key_value
 from harness.expansion.costs import LatencyTiming, get_cost, measure
 from harness.measure import CostCache
-from harness.spec import ModelSpec, realise, spec_hash
-from harness.spec._yaml import Document
+from harness.spec import Document, ModelSpec, realise, spec_hash
 from harness.spec.load import load_document, spec_from_document
 
 __all__ = ["Candidate", "CostModel", "State", "solve_factor"]

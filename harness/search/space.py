@@ -33,8 +33,7 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import SpecError
-from harness.spec import ModelSpec, load_spec
-from harness.spec._yaml import Document, load_yaml_file
+from harness.spec import Document, ModelSpec, load_spec, load_yaml_file
 from harness.spec.load import load_document
 
 __all__ = [
@@ -65,6 +64,10 @@ COSTS: dict[str, Literal["minimize"]] = {
 }
 
 Scalar = int | float | str | bool
+# A finite number: NaN and infinities are rejected where a range or a limit is read.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+MAX_INT = 2**53  # integer bounds beyond this are typos (and lose precision as floats)
+MAX_GRID = 100_000  # values of one parameter on a grid
 
 
 class TrialLike(Protocol):
@@ -108,9 +111,9 @@ class CategoricalParam(_Param):
 
 class IntParam(_Param):
     type: Literal["int"] = "int"
-    low: int
-    high: int
-    step: int = Field(default=1, ge=1)
+    low: int = Field(ge=-MAX_INT, le=MAX_INT)
+    high: int = Field(ge=-MAX_INT, le=MAX_INT)
+    step: int = Field(default=1, ge=1, le=MAX_INT)
     log: bool = False  # sample on a log scale (step must be 1)
 
     @model_validator(mode="after")
@@ -125,14 +128,16 @@ class IntParam(_Param):
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
 
     def grid(self) -> list[Any]:
-        return list(range(self.low, self.high + 1, self.step))
+        values = range(self.low, self.high + 1, self.step)
+        _check_grid(len(values))
+        return list(values)
 
 
 class FloatParam(_Param):
     type: Literal["float"] = "float"
-    low: float
-    high: float
-    step: float | None = Field(default=None, gt=0)  # values low, low+step, ...; also the rounding
+    low: Finite
+    high: Finite
+    step: Finite | None = Field(default=None, gt=0)  # values low, low+step, ...; also rounding
     log: bool = False
     digits: int = Field(
         4, ge=0, le=12
@@ -154,7 +159,13 @@ class FloatParam(_Param):
         if self.step is None:
             raise ValueError("a grid over a float needs its 'step'")
         count = round((self.high - self.low) / self.step) + 1
+        _check_grid(count)
         return [round(self.low + i * self.step, self.digits) for i in range(count)]
+
+
+def _check_grid(count: int) -> None:
+    if count > MAX_GRID:
+        raise ValueError(f"a grid over {count} values is too large (at most {MAX_GRID})")
 
 
 Param = Annotated[CategoricalParam | IntParam | FloatParam, Field(discriminator="type")]
@@ -165,17 +176,16 @@ class FidelitySpec(_Node):
 
     epochs: int = Field(default=1, ge=1, le=10_000)  # epochs of a full evaluation
     subset: float = Field(default=1.0, gt=0, le=1)  # fraction of the training set
-    frames: int | None = Field(
-        default=None, ge=1
-    )  # train and evaluate on shorter clips (None: spec's)
-    size: int | None = Field(default=None, ge=1)  # and smaller crops
+    # train and evaluate on shorter clips (None: spec's) and smaller crops
+    frames: int | None = Field(default=None, ge=1, le=1_000_000)
+    size: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class HalvingSpec(_Node):
     """Successive halving over epochs: rungs at min_epochs * eta^k up to fidelity.epochs."""
 
-    min_epochs: int = Field(default=1, ge=1)  # epochs before the first promotion decision
-    eta: int = Field(default=3, ge=2)  # keep the best 1/eta at each rung
+    min_epochs: int = Field(default=1, ge=1, le=10_000)  # epochs before the first promotion
+    eta: int = Field(default=3, ge=2, le=1_000)  # keep the best 1/eta at each rung
 
 
 Direction = Literal["minimize", "maximize"]
@@ -192,16 +202,16 @@ class SearchSpace(_Node):
     description: str = ""
     base: str  # zoo name or YAML path
     data: str = "synthetic:tiny"  # "synthetic[:tiny|small|large]" or a data set path
-    classes: int | None = Field(default=None, ge=1)  # None: decided by the data
+    classes: int | None = Field(default=None, ge=1, le=1_000_000)  # None: decided by the data
     objectives: dict[str, Direction] = Field(default_factory=_default_objectives, min_length=1)
-    budgets: dict[str, float] = Field(default_factory=dict)  # cost -> upper limit
+    budgets: dict[str, Finite] = Field(default_factory=dict)  # cost -> upper limit
     fidelity: FidelitySpec = FidelitySpec()
     halving: HalvingSpec | None = None  # None: every candidate trains fidelity.epochs
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig keyword arguments
     sampler: str = "tpe"
     sampler_options: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's range of seeds
     params: dict[str, Param] = Field(default_factory=dict)
     tied: dict[str, str] = Field(default_factory=dict)  # key path -> parameter it copies
 
@@ -269,8 +279,18 @@ class SearchSpace(_Node):
         return load_spec(self.base, **self.overrides(values))
 
     def grid(self) -> dict[str, list[Any]]:
-        """Every parameter's values, for the grid sampler (conditions ignored)."""
-        return {key: param.grid() for key, param in self.params.items()}
+        """Every parameter's values, for the grid sampler (conditions ignored).
+
+        Raises:
+            SpecError: a float parameter has no step, or a parameter has too many values.
+        """
+        out = {}
+        for key, param in self.params.items():
+            try:
+                out[key] = param.grid()
+            except ValueError as exc:
+                raise SpecError(str(exc), path=("params", key), file=f"space {self.name}") from None
+        return out
 
     def directions(self) -> list[Literal["minimize", "maximize"]]:
         return list(self.objectives.values())
@@ -362,7 +382,7 @@ def _check_key_paths(space: SearchSpace, doc: Document) -> None:
         for key in keys:
             node: Any = base
             for part in key.split("."):
-                index: Any = int(part) if part.lstrip("-").isdigit() else part
+                index: Any = int(part) if _INDEX.fullmatch(part) else part
                 if isinstance(node, dict):
                     if index not in node:
                         break
@@ -417,7 +437,8 @@ def _check_first_candidate(space: SearchSpace, doc: Document) -> None:
     values: dict[str, Any] = {}
     for key, param in space.params.items():
         if param.active(values):
-            values[key] = param.grid()[0] if not isinstance(param, FloatParam) else param.low
+            first = param.choices[0] if isinstance(param, CategoricalParam) else param.low
+            values[key] = first
     overrides = space.overrides(values)
     try:
         load_spec(space.base, **overrides)
@@ -425,6 +446,9 @@ def _check_first_candidate(space: SearchSpace, doc: Document) -> None:
         key = next((k for k in space.params if exc.path and k.startswith(_dotted(exc.path))), "")
         where: tuple[str, ...] = ("params", key) if key else ("params",)
         raise doc.error(f"the first candidate is invalid: {exc.message}", where) from None
+
+
+_INDEX = re.compile(r"-?[0-9]{1,18}")  # a list index in a key path (ASCII digits only)
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:

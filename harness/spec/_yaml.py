@@ -88,7 +88,11 @@ class _Builder:
             return node.value  # dates stay text: specs have no date fields
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(f"tag '{node.tag}' is not allowed (specs hold plain data)", node, path)
-        return self._scalars.construct_object(node)
+        try:
+            return self._scalars.construct_object(node)
+        except (ValueError, yaml.YAMLError) as exc:  # an integer of 5000 digits, say
+            reason = str(exc).split(":")[0]
+            raise self.fail(f"cannot read the value ({reason})", node, path) from None
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[Any, Any]:
         if node.tag != f"{_TAG}map":
@@ -152,11 +156,14 @@ def load_yaml_file(path: str | Path) -> Document:
     """Read and parse a YAML file; unreadable files are SpecErrors too."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
+        if not path.is_file():  # NOTE: a device or a pipe (/dev/zero) would never end
+            message = "no such file" if not path.exists() else "not a regular file"
+            raise SpecError(message, file=str(path))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
             raise SpecError(f"file is larger than {MAX_BYTES} bytes", file=str(path))
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", file=str(path)) from None
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read file: {exc}", file=str(path)) from None
     return load_yaml_text(text, str(path))

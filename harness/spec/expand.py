@@ -9,7 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pydantic import ValidationError
+
 from harness.errors import SpecError
+from harness.spec.limits import check_limits
+from harness.spec.load import _data_path, locate
 from harness.spec.schema import ExpansionSpec, ModelSpec
 
 __all__ = ["expand", "realise", "round_repeats", "round_width"]
@@ -94,9 +98,19 @@ def expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
     1); crop size x gamma_s (rounded); every width x gamma_w and inner width x gamma_b
     (:func:`round_width`); every stage depth x gamma_d (:func:`round_repeats`).
     Widths a factor of 1 leaves alone stay exactly as written.
+
+    Raises:
+        SpecError: an expanded value leaves its range, naming the key and its line.
     """
     if factors.is_identity():
         return spec
+    try:
+        return _expand(spec, factors)
+    except SpecError as exc:
+        raise locate(spec, exc) from None
+
+
+def _expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
     data = spec.model_dump(mode="python", round_trip=True)
     clip = data["clip"]
     clip["frames"] = max(1, round(clip["frames"] * factors.frames))
@@ -110,7 +124,18 @@ def expand(spec: ModelSpec, factors: ExpansionSpec) -> ModelSpec:
     if head.get("conv_ratio") is not None:
         head["conv_ratio"] = head["conv_ratio"] * factors.bottleneck
     data["expansion"] = {}
-    out = ModelSpec.model_validate(data)
+    return _revalidate(spec, data, "after expansion")
+
+
+def _revalidate(spec: ModelSpec, data: dict[str, Any], when: str) -> ModelSpec:
+    """Validate the realised ``data`` of ``spec``; errors name the key and ``when``."""
+    try:
+        out = ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        path = _data_path(data, error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise locate(spec, SpecError(f"{message} ({when})", path=path)) from None
     out._origin = spec._origin
     return out
 
@@ -136,12 +161,19 @@ def _apply_width_ratio(pathway: dict[str, Any]) -> dict[str, Any]:
 
 
 def realise(spec: ModelSpec) -> ModelSpec:
-    """The spec as built and hashed: expansion factors and pathway width ratios applied."""
+    """The spec as built and hashed: expansion factors and pathway width ratios applied.
+
+    Raises:
+        SpecError: a realised value leaves its range, or the network is too large to build
+            (:func:`harness.spec.limits.check_limits`).
+    """
     spec = expand(spec, spec.expansion)
-    if spec.pathways is None or all(p.width_ratio == 1.0 for p in spec.pathways):
-        return spec
-    data = spec.model_dump(mode="python", round_trip=True)
-    data["pathways"] = [_apply_width_ratio(p) for p in data["pathways"]]
-    out = ModelSpec.model_validate(data)
-    out._origin = spec._origin
-    return out
+    if spec.pathways is not None and any(p.width_ratio != 1.0 for p in spec.pathways):
+        data = spec.model_dump(mode="python", round_trip=True)
+        data["pathways"] = [_apply_width_ratio(p) for p in data["pathways"]]
+        spec = _revalidate(spec, data, "after the pathway width ratios")
+    try:
+        check_limits(spec)
+    except SpecError as exc:
+        raise locate(spec, exc) from None
+    return spec

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
@@ -105,16 +106,21 @@ def load_document(ref: str | Path, *, _chain: tuple[Path, ...] = ()) -> Document
     try:
         base = load_document(base_ref, _chain=(*_chain, path))
     except SpecError as exc:
-        if exc.location is None and exc.file is None:
-            raise doc.error(exc.message, ("base",)) from None
-        raise
+        if exc.location is not None:  # a mistake inside the base file: point at it there
+            raise
+        # NOTE: the base cannot be found or read (or loops): the mistake is this 'base' key.
+        message = exc.message if exc.message.startswith("'") else f"{exc.message}: '{base_ref}'"
+        raise doc.error(message, ("base",)) from None
     return _merge_documents(base, doc)
+
+
+_INDEX = re.compile(r"-?[0-9]{1,18}")  # a list index in a key path (ASCII digits only)
 
 
 def _parse_key_path(key: str) -> KeyPath:
     parts: list[str | int] = []
     for part in key.replace("__", ".").split("."):
-        parts.append(int(part) if part.lstrip("-").isdigit() else part)
+        parts.append(int(part) if _INDEX.fullmatch(part) else part)
     return tuple(parts)
 
 

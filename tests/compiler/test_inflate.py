@@ -13,7 +13,7 @@ from torch import nn
 from harness.compiler import VideoNet, build_model
 from harness.compiler.inflate import inflate_into, inflate_state_dict, load_2d_checkpoint
 from harness.errors import SpecError
-from harness.spec._yaml import load_yaml_text
+from harness.spec import load_yaml_text
 from harness.spec.load import spec_from_document
 
 # A tiny I3D-style ResNet: 3x7x7 stem (+ 1x3x3 pool), a stage of 3x3x3 basic blocks, then a
