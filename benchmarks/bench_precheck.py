@@ -13,6 +13,10 @@ compares their figures. Both are timed after one untimed call; reported are the 
 the interquartile range of wall-clock milliseconds, and process CPU time beside them (on a
 machine shared with other work it is less disturbed by descheduling).
 
+Part 1b is what a search sees: the pre-check of ``--candidates`` distinct candidates drawn
+at random from ``search_spaces/x3d_expansion.yaml`` (X3D factors over X2D, from a fraction
+of X3D-M's cost to several times it), each timed once, with their median GFLOPs.
+
 Part 2 compares the simulated training-step peak (``estimate_train_memory``) with the peak
 measured by replaying the allocations of a real CPU step under ``torch.profiler``
 (``measure_train_memory``), for a few zoo models at small clips. The simulation leaves out
@@ -37,8 +41,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 
 import harness
@@ -52,7 +58,10 @@ from harness.measure import (
     precheck,
 )
 from harness.measure._policy import MetaBuild
+from harness.search import load_space
 from harness.spec import ModelSpec, load_spec
+
+SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "x3d_expansion.yaml"
 
 PRECHECK_TARGET_MS = 50.0
 RATIO_TARGET = 20.0
@@ -133,6 +142,27 @@ def bench_precheck(name: str, *, batch: int, reps: int, fvcore_reps: int) -> dic
     }
 
 
+def bench_candidates(count: int, *, batch: int, seed: int = 0) -> dict[str, Any]:
+    """Pre-checks of ``count`` random candidates of the X3D space, each timed once."""
+    _log(f"  pre-check of {count} random candidates of {SPACE.name}")
+    space = load_space(SPACE)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    specs = [space.create_spec(space.sample(study.ask())) for _ in range(count)]
+    wall, cpu, gflops = [], [], []
+    for spec in specs:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        gflops.append(precheck(spec, batch=batch).gflops)
+        wall.append((time.perf_counter() - start) * 1e3)
+        cpu.append((time.process_time() - start_cpu) * 1e3)
+    return {
+        "space": SPACE.name,
+        "candidates": count,
+        "time": _summary(wall, cpu),
+        "gflops_median": statistics.median(gflops),
+    }
+
+
 def _meta_build(spec: ModelSpec) -> None:
     with MetaBuild():
         harness.build_model(spec)
@@ -189,6 +219,8 @@ def format_report(figures: dict[str, Any]) -> str:
     m = figures["machine"]
     p = figures["precheck"]
     pre, fv = p["precheck"], p["fvcore"]
+    c = figures["candidates"]
+    ct = c["time"]
     shape = "x".join(map(str, p["input_shape"]))
     lines = [
         f"machine: {m['cpu']}, {m['logical_cores']} logical cores, torch {m['torch']} "
@@ -214,6 +246,10 @@ def format_report(figures: dict[str, Any]) -> str:
         f"fvcore / pre-check {p['ratio']:.0f}x (CPU time {p['ratio_cpu']:.0f}x), "
         f"target >= {RATIO_TARGET:.0f}x: {_verdict(p['pass_ratio'])}",
         f"GFLOPs and params agree within {AGREEMENT_TARGET:.0%}: {_verdict(p['pass_agreement'])}",
+        "",
+        f"{c['candidates']} random candidates of {c['space']} (median "
+        f"{c['gflops_median']:.2f} GFLOPs): pre-check median {ct['median_ms']:.1f} ms "
+        f"(IQR {ct['iqr_ms']:.1f}, CPU {ct['cpu_median_ms']:.1f} ms)",
         "",
         "training-step peak, simulated vs profiled (CPU, fp32, SGD)",
         f"{'model':16s}{'input':>14s}{'batch':>7s}{'simulated MiB':>15s}{'profiled MiB':>14s}"
@@ -241,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fvcore-reps", type=int, default=3, help="timed fvcore traces")
     parser.add_argument("--batch", type=int, default=8, help="batch of the memory figure")
     parser.add_argument("--model", default="x3d_m", help="zoo model of part 1")
+    parser.add_argument("--candidates", type=int, default=60, help="candidates of part 1b")
     args = parser.parse_args(argv)
     reps, fvcore_reps = (5, 1) if args.quick else (args.reps, args.fvcore_reps)
     _log("part 1: pre-check vs fvcore")
@@ -248,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["precheck"] = bench_precheck(
         args.model, batch=args.batch, reps=reps, fvcore_reps=fvcore_reps
     )
+    count = 10 if args.quick else args.candidates
+    figures["candidates"] = bench_candidates(count, batch=args.batch)
     _log("part 2: simulated vs profiled training-step memory")
     cases = MEMORY_CASES[:1] if args.quick else MEMORY_CASES
     zoo = set(harness.list_zoo())

@@ -178,8 +178,11 @@ class MetaBuild(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func in _INIT and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-            return args[0]
+        if func in _INIT:
+            # nn.init takes its tensor by keyword in nn's own reset_parameters.
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor
         if func in _CONSTRUCTORS and kwargs.get("device") is None:
             kwargs["device"] = "meta"
         return func(*args, **kwargs)

@@ -73,8 +73,14 @@ def _register(*ops: OpOverload) -> Callable[[Rule], Rule]:
 )
 def _same_shape(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor | None:
     """Elementwise op whose tensor operands all have ``x``'s shape and dtype."""
+    if not x.dtype.is_floating_point:
+        return None
     layout = _layout(x)
-    if layout is None or not x.dtype.is_floating_point:
+    scalars = all(isinstance(a, float | int) for a in args)
+    if layout is None and scalars and _expanded(x):
+        # The gradient of a mean arrives expanded (zero strides); the result is dense.
+        return _empty(x.shape, x, torch.contiguous_format)
+    if layout is None:
         return None
     for other in args:
         if isinstance(other, torch.Tensor):
@@ -83,6 +89,18 @@ def _same_shape(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor | No
         elif not isinstance(other, float | int | str | None):
             return None
     return _empty(x.shape, x, layout)
+
+
+def _expanded(x: torch.Tensor) -> bool:
+    """``x`` is a contiguous tensor broadcast along some dimensions (stride 0 there)."""
+    expected = 1
+    for n, stride in zip(reversed(x.shape), reversed(x.stride()), strict=True):
+        if stride == 0 or n == 1:
+            continue
+        if stride != expected:
+            return False
+        expected *= n
+    return 0 in x.stride()
 
 
 def _broadcast(a: Sequence[int], b: Sequence[int]) -> list[int] | None:
@@ -167,6 +185,50 @@ def _batch_norm_backward(
         torch.empty((c,), dtype=dtype, device=x.device) if mask[1] else None,
         torch.empty((c,), dtype=dtype, device=x.device) if mask[2] else None,
     )
+
+
+@_register(aten._log_softmax.default)
+def _log_softmax(x: torch.Tensor, dim: int, half_to_float: bool) -> torch.Tensor | None:
+    if half_to_float or not x.is_contiguous() or not x.dtype.is_floating_point:
+        return None
+    return _empty(x.shape, x, torch.contiguous_format)
+
+
+@_register(aten._log_softmax_backward_data.default)
+def _log_softmax_backward(
+    grad: torch.Tensor, out: torch.Tensor, dim: int, dtype: torch.dtype
+) -> torch.Tensor | None:
+    if grad.dtype != dtype or out.dtype != dtype or not grad.is_contiguous():
+        return None
+    return _empty(grad.shape, grad, torch.contiguous_format)
+
+
+@_register(aten.nll_loss_forward.default)
+def _nll_loss(
+    x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, reduction: int, *args: Any
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    # The class-score loss of a training step: (batch, classes) scores, reduced to a scalar.
+    if x.dim() != 2 or reduction == 0 or weight is not None or not x.dtype.is_floating_point:
+        return None
+    return _empty((), x, torch.contiguous_format), _empty((), x, torch.contiguous_format)
+
+
+@_register(aten.nll_loss_backward.default)
+def _nll_loss_backward(
+    grad: torch.Tensor, x: torch.Tensor, target: Any, weight: Any, reduction: int, *args: Any
+) -> torch.Tensor | None:
+    if x.dim() != 2 or reduction == 0 or weight is not None or grad.dtype != x.dtype:
+        return None
+    return _empty(x.shape, x, torch.contiguous_format)
+
+
+@_register(aten.addmm.default)
+def _addmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor, **kwargs: Any) -> Any:
+    """A linear layer: bias + a @ b, dense (batch, out) whatever the operands' strides."""
+    same = bias.dtype == a.dtype == b.dtype and a.dtype.is_floating_point
+    if not same or a.dim() != 2 or b.dim() != 2 or bias.dim() > 2 or a.shape[1] != b.shape[0]:
+        return None
+    return _empty((a.shape[0], b.shape[1]), a, torch.contiguous_format)
 
 
 def _conv_extent(n: int, k: int, s: int, p: int, d: int) -> int:

@@ -123,13 +123,14 @@ def precheck(
         stored = cache.get(key)
         if stored is not None:
             return Precheck.from_json(stored)
-    with MetaBuild():
-        model = build_model(loaded, frames=frames, size=size, classes=classes)
-    shape = tuple(model.plan.input_shape)
-    with meta_model(model) as meta, no_gc():
-        trace = simulate_train_step(
-            meta, shape, batch, device_type=target, precision=precision, optimizer=optimizer
-        )
+    with no_gc():
+        with MetaBuild():
+            model = build_model(loaded, frames=frames, size=size, classes=classes)
+        shape = tuple(model.plan.input_shape)
+        with meta_model(model) as meta:
+            trace = simulate_train_step(
+                meta, shape, batch, device_type=target, precision=precision, optimizer=optimizer
+            )
     flops, rest = divmod(sum(trace.macs.values()), batch)
     assert rest == 0, "multiply-adds grow linearly with the batch"
     result = Precheck(

@@ -49,6 +49,11 @@ CASES: dict[str, Callable[[], torch.Tensor]] = {
     "unary": lambda: F.gelu(F.silu(torch.tanh(F.hardswish(x5(3, 5))))),
     "reduce": lambda: x5(2, 4, 3, 5, 5).mean((2, 3, 4), keepdim=True).sum((0, -1)),
     "in place": lambda: x5(3, 4).detach().mul_(2).add_(x5(3, 4).detach()).clamp_(0),
+    "mean, then its expanded gradient": lambda: x5(2, 4, 3, 5, 5).mean((2, 3, 4)) / 3,
+    "linear": lambda: F.linear(x5(3, 4), x5(10, 4), x5(10)),
+    "cross-entropy": lambda: F.cross_entropy(
+        F.linear(x5(3, 4), x5(10, 4), x5(10)), torch.zeros(3, dtype=torch.long, device="meta")
+    ),
     "channels-last": lambda: F.relu(
         x5(2, 4, 3, 5, 5).contiguous(memory_format=torch.channels_last_3d)
     ),
@@ -71,6 +76,25 @@ def test_rules_decline_what_they_do_not_handle() -> None:
     assert rule(x5(3, 4), torch.empty(4, device="meta")) is None  # different ranks
     assert rule(x5(3, 4), x5(5, 4)) is None  # shapes that do not broadcast
     assert get_shape_rule(aten.eq.Tensor) is None  # not a rule: the kernel runs
+
+
+def test_rules_cover_the_loss_the_linear_head_and_a_mean_gradient() -> None:
+    # PyTorch's meta kernels for these are Python (about 1 ms a call together per step).
+    aten = torch.ops.aten
+    scores = torch.empty(3, 10, device="meta")
+    target = torch.zeros(3, dtype=torch.long, device="meta")
+    expanded = torch.empty(2, 4, 1, 1, 1, device="meta").expand(2, 4, 3, 5, 5)
+    weight_t = torch.empty(10, 10, device="meta").t()
+    calls = {
+        aten.div.Scalar: (expanded, 3),
+        aten._log_softmax.default: (scores, 1, False),
+        aten._log_softmax_backward_data.default: (scores, scores, 1, torch.float32),
+        aten.nll_loss_forward.default: (scores, target, None, 1, -100),
+        aten.addmm.default: (torch.empty(10, device="meta"), scores, weight_t),
+    }
+    for op, args in calls.items():
+        rule = get_shape_rule(op)
+        assert rule is not None and rule(*args) is not None, op
 
 
 @pytest.mark.parametrize("name", list_zoo())
