@@ -29,7 +29,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from _common import log, machine_info, verdict
 from handwritten import X3DM, R2Plus1D18
 from torch import nn
 
@@ -71,10 +71,6 @@ class Spread:
         else:
             q1 = q3 = values[0]
         return cls(statistics.median(values), q1, q3, min(values), max(values), len(values))
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -146,7 +142,7 @@ def time_pair(
         for side in (0, 1) if i % 2 == 0 else (1, 0):
             seconds[side] = _fwd_bwd_seconds(models[side], x, y)
         label = "warm-up" if i < warmup else f"rep {i - warmup + 1}/{reps}"
-        _log(
+        log(
             f"    {label}: compiled {seconds[0][0]:.3f} s (cpu {seconds[0][1]:.3f}), "
             f"hand-written {seconds[1][0]:.3f} s (cpu {seconds[1][1]:.3f})"
         )
@@ -182,7 +178,7 @@ def bench_speed(name: str, *, batch: int, warmup: int, reps: int) -> dict[str, A
     shape = (batch, *compiled.plan.input_shape)
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     y = torch.arange(batch) % 400
-    _log(f"  {name}: input {shape}, {warmup} warm-up + {reps} timed pairs")
+    log(f"  {name}: input {shape}, {warmup} warm-up + {reps} timed pairs")
     times = time_pair((compiled, reference), x, y, warmup=warmup, reps=reps)
     wall = _compare(*times["wall"])
     return {
@@ -236,28 +232,6 @@ def bench_flops(name: str, *, reps: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- report
 
 
-def machine_info(threads: int) -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "torch_threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg_start": os.getloadavg()[0],  # 1-minute load average; other work shares the CPU
-    }
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def _iqr(s: dict[str, float]) -> str:
     return f"{s['median']:.3f} [{s['q1']:.3f}, {s['q3']:.3f}]"
 
@@ -292,7 +266,7 @@ def format_report(figures: dict[str, Any]) -> str:
             f"{r['model']:<12} {shape:<20} {_iqr(r['compiled_s']):<24} "
             f"{_iqr(r['handwritten_s']):<24} {r['ratio']:>6.3f} "
             f"{r['paired_ratio']['median']:>6.3f} {r['cpu']['ratio']:>6.3f}  "
-            f"<={r['target']:.2f}  {_verdict(r['pass'])}"
+            f"<={r['target']:.2f}  {verdict(r['pass'])}"
         )
     lines += _noise_notes(figures["speed"])
     b, f = figures["build"], figures["flops"]
@@ -301,10 +275,10 @@ def format_report(figures: dict[str, Any]) -> str:
         f"{'task':<34} {'median s':>9} {'min':>7} {'max':>7} {'n':>3}  target   verdict",
         f"{'build_model(' + repr(b['model']) + ')':<34} {b['seconds']['median']:>9.3f} "
         f"{b['seconds']['min']:>7.3f} {b['seconds']['max']:>7.3f} {b['seconds']['n']:>3}  "
-        f"<{b['target_s']:<5}   {_verdict(b['pass'])}",
+        f"<{b['target_s']:<5}   {verdict(b['pass'])}",
         f"{'count_flops(' + f['model'] + ', ' + 'x'.join(map(str, f['input_shape'])) + ')':<34} "
         f"{f['seconds']['median']:>9.3f} {f['seconds']['min']:>7.3f} {f['seconds']['max']:>7.3f} "
-        f"{f['seconds']['n']:>3}  <{f['target_s']:<5}   {_verdict(f['pass'])}",
+        f"{f['seconds']['n']:>3}  <{f['target_s']:<5}   {verdict(f['pass'])}",
         f"  (count_flops first call in the process: {f['first_call_s']:.3f} s; "
         f"{f['gflops']:.3f} GFLOPs)",
         "",
@@ -338,11 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or reps
 
     figures: dict[str, Any] = {"machine": machine_info(args.threads), "quick": args.quick}
-    _log("build_model('x3d_m') ...")
+    log("build_model('x3d_m') ...")
     figures["build"] = bench_build("x3d_m", reps=3 if args.quick else 11)
-    _log("count_flops(x3d_m) ...")
+    log("count_flops(x3d_m) ...")
     figures["flops"] = bench_flops("x3d_m", reps=1 if args.quick else 5)
-    _log("forward+backward ...")
+    log("forward+backward ...")
     figures["speed"] = [
         bench_speed(name, batch=args.batch, warmup=warmup, reps=reps) for name in REFERENCES
     ]

@@ -3,6 +3,9 @@
     python benchmarks/bench_expansion.py            # dry run: X2D -> X3D-XS/S/M/L
     python benchmarks/bench_expansion.py --real [--ratio-to-base 6] [--axes ...]
 
+``--json`` ends the output with the figures as one JSON object whose ``rows`` are
+``[measure, value, target, ok]`` (what ``benchmarks/run_all.py`` tabulates).
+
 dry: expands the zoo's ``x2d`` along :data:`harness.expansion.X3D_ORDER` (step ratio 2,
 backward contraction) to the gflops of X3D-XS/S/M/L and prints frames, size, width,
 bottleneck, depth and gflops beside the zoo's models (goal: gflops within 2%). The order
@@ -20,6 +23,7 @@ from the command line::
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 import warnings
@@ -60,7 +64,11 @@ def _row(name: str, spec: ModelSpec, gflops: float) -> list[str]:
     return [*cells, depth, f"{gflops:.4f}"]
 
 
-def dry() -> None:
+Row = list[object]  # measure, value, target, ok
+
+
+def dry() -> list[Row]:
+    rows: list[Row] = []
     header = ["model", "frames", "size", "widths", "gamma_b", "depths", "gflops", "vs zoo"]
     print(" | ".join(header))
     start = time.perf_counter()
@@ -69,16 +77,20 @@ def dry() -> None:
         final = result.final
         zoo = precheck(name).gflops
         ours = load_spec("x2d", **final.params)
-        print(" | ".join([*_row(f"x2d->{name}", ours, final.cost), f"{final.cost / zoo - 1:+.2%}"]))
+        error = final.cost / zoo - 1
+        print(" | ".join([*_row(f"x2d->{name}", ours, final.cost), f"{error:+.2%}"]))
+        rows.append([f"dry run x2d -> {name}, GFLOPs vs zoo", f"{error:+.2%}", "within 2%",
+                     abs(error) <= 0.02])  # fmt: skip
         print(" | ".join([*_row(f"zoo {name}", load_spec(name), zoo), ""]))
         steps = ", ".join(
             f"{s.axis}{'*' if s.contracted else ''} x{s.ratio:.2f}" for s in result.path[1:]
         )
         print(f"   path ({len(result.path) - 1} steps, * contracted): {steps}")
     print(f"dry runs: {time.perf_counter() - start:.1f} s")
+    return rows
 
 
-def real(args: argparse.Namespace) -> None:
+def real(args: argparse.Namespace) -> list[Row]:
     torch.set_num_threads(max(1, args.threads))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -109,6 +121,11 @@ def real(args: argparse.Namespace) -> None:
     ok = all(1.8 <= r <= 2.2 for r in ratios)
     print(f"cost ratios before the contraction within 1.8-2.2: {ok}")
     print(f"candidates trained: {len(evaluator.table)}; wall time {wall / 60:.1f} min (goal < 30)")
+    shown = ", ".join(f"{r:.2f}" for r in ratios)
+    return [
+        ["real run, step cost ratios before the contraction", shown, "1.8-2.2", ok],
+        ["real run, wall time", f"{wall / 60:.1f} min", "< 30 min", wall < 30 * 60],
+    ]
 
 
 def main() -> None:
@@ -117,11 +134,11 @@ def main() -> None:
     parser.add_argument("--ratio-to-base", type=float, default=6.0, help="target / base cost")
     parser.add_argument("--axes", default=",".join(DEFAULT_AXES))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="end with the figures as JSON")
     args = parser.parse_args()
-    if args.real:
-        real(args)
-    else:
-        dry()
+    rows = real(args) if args.real else dry()
+    if args.json:
+        print(json.dumps({"rows": rows}))
 
 
 if __name__ == "__main__":

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -45,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
+from _common import log, machine_info, verdict
 
 import harness
 from harness.measure import (
@@ -73,10 +71,6 @@ MEMORY_CASES = [
     ("r2plus1d_18", 8, 64, 2),
     ("mvit_b_16x4", 8, 64, 2),
 ]
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _timed(call: Callable[[], Any], reps: int) -> tuple[Any, dict[str, float]]:
@@ -108,11 +102,11 @@ def _relative(a: float, b: float) -> float:
 
 def bench_precheck(name: str, *, batch: int, reps: int, fvcore_reps: int) -> dict[str, Any]:
     """Pre-check vs fvcore on ``name`` at its own clip."""
-    _log(f"  pre-check of {name} (batch {batch}), {reps} timed calls")
+    log(f"  pre-check of {name} (batch {batch}), {reps} timed calls")
     spec = load_spec(name)
     check, pre = _timed(lambda: precheck(spec, batch=batch), reps)
     _, meta_build = _timed(lambda: _meta_build(spec), reps)
-    _log(f"  fvcore trace of {name}, {fvcore_reps} timed calls")
+    log(f"  fvcore trace of {name}, {fvcore_reps} timed calls")
     start = time.perf_counter()
     model = harness.build_model(name)
     build_ms = (time.perf_counter() - start) * 1e3
@@ -144,7 +138,7 @@ def bench_precheck(name: str, *, batch: int, reps: int, fvcore_reps: int) -> dic
 
 def bench_candidates(count: int, *, batch: int, seed: int = 0) -> dict[str, Any]:
     """Pre-checks of ``count`` random candidates of the X3D space, each timed once."""
-    _log(f"  pre-check of {count} random candidates of {SPACE.name}")
+    log(f"  pre-check of {count} random candidates of {SPACE.name}")
     space = load_space(SPACE)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
@@ -170,7 +164,7 @@ def _meta_build(spec: ModelSpec) -> None:
 
 def bench_memory(name: str, frames: int, size: int, batch: int) -> dict[str, Any]:
     """Simulated vs profiled peak of one CPU training step (fp32, SGD)."""
-    _log(f"  memory of {name} at {frames}x{size}, batch {batch}")
+    log(f"  memory of {name} at {frames}x{size}, batch {batch}")
     model = harness.build_model(name, frames=frames, size=size)
     shape = model.plan.input_shape
     start = time.perf_counter()
@@ -192,27 +186,6 @@ def bench_memory(name: str, frames: int, size: int, batch: int) -> dict[str, Any
         "measure_ms": measure_ms,
         "methods": [simulated.method, measured.method],
     }
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_avg_start": os.getloadavg()[0],  # 1-minute load average: others share the CPU
-    }
-
-
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def format_report(figures: dict[str, Any]) -> str:
@@ -242,10 +215,10 @@ def format_report(figures: dict[str, Any]) -> str:
         f"training-step peak at batch {p['batch']} (simulated): {p['train_memory_mb']:,.1f} MiB",
         "",
         f"pre-check median {pre['median_ms']:.1f} ms (CPU {pre['cpu_median_ms']:.1f} ms), "
-        f"target < {PRECHECK_TARGET_MS:.0f} ms: {_verdict(p['pass_time'])}",
+        f"target < {PRECHECK_TARGET_MS:.0f} ms: {verdict(p['pass_time'])}",
         f"fvcore / pre-check {p['ratio']:.0f}x (CPU time {p['ratio_cpu']:.0f}x), "
-        f"target >= {RATIO_TARGET:.0f}x: {_verdict(p['pass_ratio'])}",
-        f"GFLOPs and params agree within {AGREEMENT_TARGET:.0%}: {_verdict(p['pass_agreement'])}",
+        f"target >= {RATIO_TARGET:.0f}x: {verdict(p['pass_ratio'])}",
+        f"GFLOPs and params agree within {AGREEMENT_TARGET:.0%}: {verdict(p['pass_agreement'])}",
         "",
         f"{c['candidates']} random candidates of {c['space']} (median "
         f"{c['gflops_median']:.2f} GFLOPs): pre-check median {ct['median_ms']:.1f} ms "
@@ -280,14 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidates", type=int, default=60, help="candidates of part 1b")
     args = parser.parse_args(argv)
     reps, fvcore_reps = (5, 1) if args.quick else (args.reps, args.fvcore_reps)
-    _log("part 1: pre-check vs fvcore")
+    log("part 1: pre-check vs fvcore")
     figures: dict[str, Any] = {"machine": machine_info()}
     figures["precheck"] = bench_precheck(
         args.model, batch=args.batch, reps=reps, fvcore_reps=fvcore_reps
     )
     count = 10 if args.quick else args.candidates
     figures["candidates"] = bench_candidates(count, batch=args.batch)
-    _log("part 2: simulated vs profiled training-step memory")
+    log("part 2: simulated vs profiled training-step memory")
     cases = MEMORY_CASES[:1] if args.quick else MEMORY_CASES
     zoo = set(harness.list_zoo())
     figures["memory"] = [bench_memory(*case) for case in cases if case[0] in zoo]
