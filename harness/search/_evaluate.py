@@ -8,6 +8,7 @@ user attribute that :mod:`harness.search._records` turns into a results-table ro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -27,6 +28,8 @@ from optuna.trial import TrialState
 from harness.errors import HarnessError
 from harness.search._costs import Costs, describe_costs, measure_costs
 from harness.search._halving import promote, rungs
+from harness.search._preflight import results_dir_problem
+from harness.search._storage import requeue
 from harness.search.samplers import derive_seed
 from harness.search.space import METRICS, SearchSpace
 from harness.spec import ModelSpec, realise, spec_hash
@@ -198,8 +201,52 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """A failed allocation: Python's, CUDA's, or the CPU allocator's (a RuntimeError)."""
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if _out_of_memory(exc):
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # give the next candidate the memory back
+        return f"out of memory: {_first_line(exc)}"
+    return _first_line(exc)
+
+
+def _stop_if_results_dir_broken(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> None:
+    """A trial that failed while the results directory cannot be written (disk full, made
+    read-only) is not the candidate's fault: put it back in the queue and stop the study."""
+    problem = results_dir_problem(ctx.results_dir)
+    if problem is None:
+        return
+    _requeue(study, trial, f"interrupted ({problem}); re-run")
+    raise HarnessError(
+        f"{problem}; stopped the study: its finished trials are kept in its storage, and "
+        "once there is room, run the same command again to continue it"
+    )
+
+
+def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Best effort: the storage may sit on the same full disk (a dead worker's running
+    trial is requeued by the next run anyway)."""
+    with contextlib.suppress(OSError, RuntimeError, ValueError):
+        requeue(study, trial.storage.get_trial(trial._trial_id), reason)
+
+
 def evaluate_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> str:
-    """Evaluate ``trial`` and tell the study; returns the row state."""
+    """Evaluate ``trial`` and tell the study; returns the row state.
+
+    A failure of the candidate (a spec the compiler rejects, out of memory, a bug in a block
+    builder) is recorded as a failed trial and the study goes on; an interrupted trial
+    (Ctrl-C, a full or read-only results directory) is queued to run again and the error
+    propagates.
+    """
     start = time.perf_counter()
     space = ctx.space
     seed = derive_seed(ctx.seed, trial.number)
@@ -224,13 +271,13 @@ def evaluate_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> st
         spec = space.create_spec(values)
         state = _evaluate_spec(study, trial, ctx, spec, row, seed, start)
     except KeyboardInterrupt:
-        _tell_failed(study, trial, row, "interrupted", start)
+        _requeue(study, trial, "interrupted (Ctrl-C); re-run")
         raise
-    except (HarnessError, RuntimeError, ValueError, MemoryError) as exc:
-        state = _tell_failed(study, trial, row, _first_line(exc), start)
     except Exception as exc:  # a bug in a block builder must not end the study
-        row["traceback"] = traceback.format_exc(limit=8)
-        state = _tell_failed(study, trial, row, _first_line(exc), start)
+        _stop_if_results_dir_broken(study, trial, ctx)
+        if not isinstance(exc, HarnessError | RuntimeError | ValueError | MemoryError):
+            row["traceback"] = traceback.format_exc(limit=8)
+        state = _tell_failed(study, trial, row, _reason(exc), start)
     return state
 
 

@@ -11,6 +11,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from harness.errors import HarnessError
 from harness.results import COLUMNS, save_results
 from harness.search._evaluate import ROW_ATTR
 
@@ -46,7 +47,13 @@ def trial_row(
     state = _STATE.get(trial.state) or stored.get("state", "complete")
     row["state"] = "running" if trial.state == TrialState.RUNNING else state
     if trial.state == TrialState.FAIL:
-        row["reason"] = stored.get("reason") or "failed"
+        # NOTE: only a stale-heartbeat sweep fails a trial that never recorded an outcome
+        unfinished = stored.get("state", "running") == "running"
+        row["reason"] = stored.get("reason") or (
+            "interrupted (its worker stopped sending heartbeats); re-run"
+            if unfinished
+            else "failed"
+        )
     for column in _JSON_COLUMNS:
         row[column] = json.dumps(stored.get(column) or [])
     values = stored.get("values", trial.params)
@@ -73,5 +80,18 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def export_results(study: optuna.Study, results_dir: str | Path) -> Path:
-    """Write ``results/<study>/trials.parquet`` and ``trials.csv``; returns the Parquet path."""
-    return save_results(trials_frame(study), Path(results_dir) / study.study_name)
+    """Write ``results/<study>/trials.parquet`` and ``trials.csv``; returns the Parquet path.
+
+    Raises:
+        HarnessError: the table cannot be written (a full disk...). The trials themselves
+            are in the study's storage: running the same command again writes the table.
+    """
+    folder = Path(results_dir) / study.study_name
+    try:
+        return save_results(trials_frame(study), folder)
+    except OSError as exc:
+        raise HarnessError(
+            f"cannot write the results table in {folder} ({exc.strerror or exc}); the "
+            "finished trials are kept in the study's storage: make room and run the same "
+            "command again to write the table"
+        ) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from optuna.trial import TrialState
 from harness.errors import HarnessError
 from harness.results import Direction, load_study_results, pareto_mask
 from harness.search._evaluate import Context, evaluate_trial
+from harness.search._preflight import check_results_dir
 from harness.search._records import DISCARDED_ATTR, KEPT_ATTR, export_results
 from harness.search._storage import (
     WORKER_ATTR,
@@ -177,7 +179,11 @@ def run_worker(
     on_trial: Progress | None = None,
 ) -> None:
     """Ask, evaluate and tell until the study has ``trials`` finished trials (None: until no
-    trial is waiting), the ``timeout`` (seconds) passes, or the sampler has nothing left."""
+    trial is waiting), the ``timeout`` (seconds) passes, or the sampler has nothing left.
+
+    Before each ask, the running trials of dead workers are failed and queued again, so the
+    workers that survive retry them. A trial in progress when ``timeout`` passes finishes.
+    """
     deadline = time.monotonic() + timeout if timeout else None
     loaded = optuna.load_study(
         study_name=study,
@@ -190,9 +196,9 @@ def run_worker(
     ctx = Context(
         space=space, study=study, results_dir=Path(results_dir), sampler=sampler, seed=seed
     )
-    recover_interrupted(loaded)
     last_export = 0.0
     while deadline is None or time.monotonic() < deadline:
+        recover_interrupted(loaded)  # a worker that died mid-trial: its trial runs again
         finished, running, waiting = _finished(loaded)
         if waiting == 0 and (trials is None or finished + running >= trials):
             break
@@ -220,7 +226,11 @@ def run_worker(
 
 def _worker_process(kwargs: dict[str, Any]) -> None:
     torch.set_num_threads(kwargs.pop("threads"))
-    run_worker(**kwargs)
+    try:
+        run_worker(**kwargs)
+    except HarnessError as exc:  # one line, as the command line prints it; no traceback
+        sys.stderr.write(f"harness: worker {kwargs['worker']}: {exc}\n")
+        sys.exit(2)
 
 
 def _run_workers(
@@ -267,11 +277,16 @@ def run_search(
 
     Re-running the same call after a crash (kill -9 included) continues the study: finished
     trials are kept, the interrupted one is run again.
+
+    Raises:
+        SpecError: before anything trains, when ``results_dir`` cannot be written or its disk
+            is (nearly) full.
     """
     study = study or space.name
     sampler = sampler or space.sampler
     seed = space.seed if seed is None else seed
     results_dir = Path(results_dir)
+    check_results_dir(results_dir)
     created = create_study(
         space, study=study, storage=storage, results_dir=results_dir, sampler=sampler, seed=seed
     )
@@ -313,6 +328,7 @@ def evaluate_candidates(
     """
     seed = space.seed if seed is None else seed
     results_dir = Path(results_dir)
+    check_results_dir(results_dir)
     created = create_study(
         space, study=study, storage=storage, results_dir=results_dir, sampler="random", seed=seed
     )
