@@ -61,10 +61,10 @@ class VideoIndex:
 
 
 def get_cache_dir(cache_dir: str | None) -> Path:
-    """``cache_dir``, else ``$HARNESS_CACHE``, else ``~/.cache/harness``."""
+    """``cache_dir``, else ``$HARNESS_DATA_CACHE``, else ``~/.cache/harness``."""
     if cache_dir:
         return Path(cache_dir).expanduser()
-    return Path(os.environ.get("HARNESS_CACHE", "~/.cache/harness")).expanduser()
+    return Path(os.environ.get("HARNESS_DATA_CACHE", "~/.cache/harness")).expanduser()
 
 
 def _probe_key(path: Path) -> str:

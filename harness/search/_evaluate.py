@@ -25,6 +25,7 @@ import torch
 import yaml
 from optuna.trial import TrialState
 
+from harness import __version__ as harness_version
 from harness.errors import HarnessError
 from harness.search._costs import Costs, describe_costs, measure_costs
 from harness.search._halving import promote, rungs
@@ -37,7 +38,6 @@ from harness.spec import ModelSpec, realise, spec_hash
 __all__ = ["ROW_ATTR", "Context", "evaluate_trial", "protocol_key"]
 
 ROW_ATTR = "row"  # the trial's results row, a user attribute
-HARNESS_VERSION = "0.1.0"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _now() -> str:
 
 def _versions() -> dict[str, str]:
     return {
-        "harness_version": HARNESS_VERSION,
+        "harness_version": harness_version,
         "torch_version": torch.__version__,
         "optuna_version": optuna.__version__,
         "host": socket.gethostname(),

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,17 @@ __all__ = [
 SPACE_ATTR = "harness.space"
 EXPORT_EVERY_SECONDS = 5.0
 Progress = Callable[[optuna.Study], None]
+
+
+def _ask(study: optuna.Study) -> optuna.Trial:
+    """``study.ask()``, without Optuna's warning that heartbeats want ``Study.optimize``.
+
+    NOTE: we ask and tell ourselves and beat the heartbeat of each trial (``Heartbeat``),
+    which is what ``optimize`` would do; the warning would print once per trial.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return study.ask()
 
 
 def pareto_front(table: pd.DataFrame, objectives: Mapping[str, Direction]) -> pd.DataFrame:
@@ -202,7 +214,7 @@ def run_worker(
         finished, running, waiting = _finished(loaded)
         if waiting == 0 and (trials is None or finished + running >= trials):
             break
-        trial = loaded.ask()
+        trial = _ask(loaded)
         system_attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
         if trials is None and "fixed_params" not in system_attrs:
             # NOTE: another worker took the last queued candidate between our count and our
