@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+import harness.cli._data  # noqa: F401  (registers `harness data` on import)
 from harness.cli import _dashboard, _expand, _models, _search, _train
 from harness.cli._app import app
 from harness.errors import HarnessError

@@ -114,6 +114,10 @@ class _Display:
         self.progress.update(self.task, completed=done, counts=text)
         self.live.update(Group(self.progress, _front_table(df, self.space)))
 
+    def finish(self, table: pd.DataFrame) -> None:
+        """Leave the final Pareto set on screen, under the progress bar (printed once)."""
+        self.live.update(Group(self.progress, _front_table(table, self.space)))
+
 
 def _summary(result: SearchResult, seconds: float) -> None:
     console.print(
@@ -153,10 +157,10 @@ def _search(
     else:
         with display.live:
             result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
+            display.finish(result.table)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
-        console.print(_front_table(result.table, space))
         _summary(result, time.perf_counter() - start)
     return result
 

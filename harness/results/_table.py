@@ -93,10 +93,17 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df[[*COLUMNS, *params, *extra]]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a table is as readable as any file
     try:
         write(tmp)  # type: ignore[operator]
         os.replace(tmp, path)  # readers see the old file or the new one, never half of one

@@ -29,6 +29,7 @@ from optuna.storages import (
 )
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from harness.errors import SpecError
 
@@ -73,13 +74,45 @@ def open_storage(url: str | None, results_dir: Path, study: str) -> BaseStorage:
             path=("--storage",),
             file="<command line>",
         )
-    return RDBStorage(
-        url,
-        heartbeat_interval=_seconds("HARNESS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS),
-        grace_period=_seconds("HARNESS_GRACE_SECONDS", GRACE_SECONDS),
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-        engine_kwargs={"pool_pre_ping": True},
-    )
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna: we know
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                _with_driver(url),
+                heartbeat_interval=_seconds("HARNESS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS),
+                grace_period=_seconds("HARNESS_GRACE_SECONDS", GRACE_SECONDS),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                engine_kwargs={"pool_pre_ping": True},
+            )
+    except (ImportError, SQLAlchemyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(
+            f"cannot open storage {_redacted(url)}: {reason}",
+            path=("--storage",),
+            file="<command line>",
+        ) from None
+
+
+def _with_driver(url: str) -> str:
+    """``url`` with psycopg2 named for PostgreSQL, the driver harness installs.
+
+    NOTE: SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg (version 3), which is
+    not a dependency; an explicit ``postgresql+driver://`` is left as written.
+    """
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url.removeprefix(scheme)
+    return url
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password (``user:***@host``)."""
+    head, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{head}{sep}{user}:***@{host}"
 
 
 def _alive(pid: int) -> bool:
