@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -241,7 +243,7 @@ class VideoClipDataset(ClipDataset):
 
 
 def create_dataset(
-    data: str | SyntheticDataSpec | VideoDataSpec,
+    data: str | Path | Mapping[str, Any] | SyntheticDataSpec | VideoDataSpec,
     split: str,
     *,
     clip: ClipSpec,
@@ -251,7 +253,8 @@ def create_dataset(
     """The clips of ``split`` (``"train"`` or ``"val"``) of a data set.
 
     Args:
-        data: a data-set spec or name (see :func:`harness.data.load_data_spec`).
+        data: a data-set spec, name, path or mapping of spec fields (see
+            :func:`harness.data.load_data_spec`).
         split: which split.
         clip: frames, stride and crop size (the model spec's ``clip``).
         train: augment and sample at random (default: ``split == "train"``).

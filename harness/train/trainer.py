@@ -14,7 +14,7 @@ last good checkpoint stays in place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def _stopped(run: Run, reason: str) -> TrainResult:
 
 def train(
     spec: ModelSpec | str | Path,
-    data: str | Path | SyntheticDataSpec | VideoDataSpec,
+    data: str | Path | Mapping[str, Any] | SyntheticDataSpec | VideoDataSpec,
     *,
     config: TrainConfig | None = None,
     fidelity: Fidelity | None = None,
@@ -137,7 +137,8 @@ def train(
     Args:
         spec: a model spec, zoo name or YAML path.
         data: ``"synthetic"``, ``"synthetic:tiny|small|large"``, ``"LAYOUT:PATH"``, a data
-            folder, CSV or JSON (layout detected), a data-spec YAML, or a data spec.
+            folder, CSV or JSON (layout detected), a data-spec YAML, a mapping of data-spec
+            fields, or a data spec.
         config: runtime settings (default: :class:`TrainConfig`'s defaults).
         fidelity: epochs, training subset and clip overrides (default: one full epoch).
         out_dir: folder for the checkpoint, metrics rows and result (None: keep nothing).

@@ -131,9 +131,74 @@ def test_bad_specs_are_spec_errors() -> None:
         train("tiny_c2dd", DATA, config=CONFIG)
 
 
-def test_bf16_autocast_and_channels_last_run_on_cpu() -> None:
-    result = _train(config=config(precision="bf16", channels_last=True))
+def _spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Record the logits' dtype, whether clips and weights were channels-last, the model."""
+    import harness.train._run as run_module
+
+    seen: dict[str, Any] = {"logits": set(), "clips_last": set()}
+    loss, to_device, create = (
+        epoch_module.compute_loss,
+        epoch_module.to_device,
+        run_module._create_model,
+    )
+
+    def spy_loss(run: Any, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        seen["logits"].add(logits.dtype)
+        return loss(run, logits, label)
+
+    def spy_to_device(clip: Any, device: torch.device, channels_last: bool) -> Any:
+        out = to_device(clip, device, channels_last)
+        seen["clips_last"].add(out.is_contiguous(memory_format=torch.channels_last_3d))
+        return out
+
+    def spy_create(*args: Any, **kwargs: Any) -> Any:
+        seen["model"], net = create(*args, **kwargs)
+        return seen["model"], net
+
+    monkeypatch.setattr(epoch_module, "compute_loss", spy_loss)
+    monkeypatch.setattr(epoch_module, "to_device", spy_to_device)
+    monkeypatch.setattr(run_module, "_create_model", spy_create)
+    return seen
+
+
+def _weights_last(model: torch.nn.Module) -> bool:
+    weights = [p for p in model.parameters() if p.dim() == 5 and p.shape[1] > 1]
+    return bool(weights) and all(
+        p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights
+    )
+
+
+@pytest.mark.parametrize(
+    ("precision", "channels_last"), [("bf16", False), ("fp32", True), ("bf16", True)]
+)
+def test_bf16_autocast_and_channels_last_run_on_cpu(
+    monkeypatch: pytest.MonkeyPatch, precision: str, channels_last: bool
+) -> None:
+    """One epoch on CPU really runs under bf16 autocast / in channels_last_3d."""
+    seen = _spy(monkeypatch)
+    result = _train(config=config(precision=precision, channels_last=channels_last))
     assert result.status == "complete" and 0 <= result.top1 <= 1
+    assert all(torch.isfinite(torch.tensor(row["train_loss"])) for row in result.history)
+    bf16 = precision == "bf16"
+    assert seen["logits"] == {torch.bfloat16 if bf16 else torch.float32}
+    assert seen["clips_last"] == {channels_last}
+    assert _weights_last(seen["model"]) == channels_last
+    if bf16:  # autocast changed the arithmetic, not only the logits' type
+        assert result.weights_digest != _train().weights_digest
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["auto", "fp16"])
+def test_mixed_precision_and_channels_last_on_cuda(
+    monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    """On a GPU the defaults are bf16 and channels_last_3d; fp16 runs with a loss scaler."""
+    seen = _spy(monkeypatch)
+    result = _train(config=config(device="cuda", precision=precision))
+    assert result.status == "complete"
+    assert seen["logits"] == {torch.bfloat16 if precision == "auto" else torch.float16}
+    assert seen["clips_last"] == {True} and _weights_last(seen["model"])
 
 
 def test_the_clip_comes_from_the_realised_spec() -> None:
