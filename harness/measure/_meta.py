@@ -31,8 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from harness.measure._policy import DevicePolicy
 from harness.measure._runtime import (
     PRECISIONS,
-    create_optimizer,
-    optimizer_state,
+    optimizer_state_like,
     storage_bytes,
     train_step,
 )
@@ -152,31 +151,15 @@ class Simulator(TorchDispatchMode):
         """End phase ``name`` here (the next phase starts)."""
         self.marks[name] = len(self.events)
 
-    def peaks(self, existing: Iterable[torch.Tensor] = ()) -> dict[str, int]:
-        """Most bytes held at once in each phase, beyond what was held before the first.
-
-        Args:
-            existing: tensors alive at the end whose storages are to be treated as held
-                before the first phase (an optimizer's state, created in a first step,
-                exists throughout every later one).
-        """
-        skipped = set()
-        pending = {t.untyped_storage()._cdata for t in existing}
-        for i in range(len(self.events) - 1, -1, -1):  # their last allocations
-            if not pending:
-                break
-            key, nbytes = self.events[i]
-            if nbytes > 0 and key in pending:
-                skipped.add(i)
-                pending.discard(key)
+    def peaks(self) -> dict[str, int]:
+        """Most bytes held at once in each phase, beyond what was held before the first."""
         running = start = 0
         result = {}
         for name, end in self.marks.items():
             peak = running
-            for i in range(start, end):
-                if i not in skipped:
-                    running += self.events[i][1]
-                    peak = max(peak, running)
+            for _, nbytes in self.events[start:end]:
+                running += nbytes
+                peak = max(peak, running)
             result[name], start = peak, end
         return result
 
@@ -369,6 +352,20 @@ class ForwardTrace:
     activations: int
 
 
+class _InPlaceStep:
+    """A fused optimizer on meta tensors: its step changes values only, which meta lacks."""
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        self.params = params
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        pass
+
+
 def _inputs(shape: Sequence[int], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.empty(batch, *shape, device="meta")
     return x, torch.zeros(batch, dtype=torch.long, device="meta")
@@ -386,12 +383,13 @@ def simulate_train_step(
 ) -> StepTrace:
     """One training step of ``meta`` at ``batch``, as ``device_type`` would run it.
 
-    Figures are those of a later step, as measured ones are: the optimizer state, which
-    this first step creates, is counted as held before it (steady state).
+    Figures are those of a later step, as measured ones are: the optimizer state is held
+    before the step (steady state). The optimizer runs fused (see ``harness.measure.
+    OPTIMIZERS``): its step writes parameters and state in place and allocates nothing, so
+    the optimizer phase holds what the backward pass left, and the state is the recipe's.
     """
     x, y = _inputs(input_shape, batch)
-    # PyTorch's own choice per device: foreach kernels on CUDA, a loop on CPU.
-    opt = create_optimizer(optimizer, meta.params, foreach=device_type == "cuda")
+    opt = _InPlaceStep(meta.params)
     sim = Simulator(check_rules=check_rules)
     sim.adopt([*meta.params, *meta.buffers, x, y])
     saved = SavedTensors([*meta.params, *meta.buffers, x])
@@ -407,13 +405,14 @@ def simulate_train_step(
     with sim:
         sim.counting = True
         train_step(meta.forward, opt, x, y, amp=amp, on_phase=on_phase)
-    peaks = sim.peaks(existing=optimizer_state(opt))
+    peaks = sim.peaks()
+    state = optimizer_state_like(optimizer, meta.params)
     return StepTrace(
         param_bytes=storage_bytes(meta.params),
         buffer_bytes=storage_bytes(meta.buffers),
         input_bytes=storage_bytes([x, y]),
         grad_bytes=storage_bytes(p.grad for p in meta.params),
-        optimizer_bytes=storage_bytes(optimizer_state(opt)),
+        optimizer_bytes=storage_bytes(state),
         saved_bytes=saved.nbytes,
         forward_peak=peaks["forward"],
         backward_peak=peaks["backward"],
