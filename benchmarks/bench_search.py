@@ -28,6 +28,7 @@ default of one thread per core (oversubscribed threads spin on each other).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -87,7 +88,10 @@ def _run(space: SearchSpace, trials: int, sampler: str, seed: int, root: Path) -
     )  # fmt: skip
 
 
-def overhead(args: argparse.Namespace) -> None:
+Row = list[object]  # measure, value, target, ok (the rows benchmarks/run_all.py tabulates)
+
+
+def overhead(args: argparse.Namespace) -> list[Row]:
     space = load_space(args.space)
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
@@ -108,6 +112,15 @@ def overhead(args: argparse.Namespace) -> None:
             "untrained (pre-check / duplicate): median "
             f"{rejected['duration_seconds'].median():.2f} s"
         )
+    median = float(share.median())
+    return [
+        [
+            f"search overhead per trained trial ({Path(args.space).name}), median",
+            f"{median:.2%} (first trial {float(share.iloc[0]):.1%})",
+            "< 2%",
+            median < 0.02,
+        ]
+    ]
 
 
 def _hv(result: SearchResult, reference: tuple[float, float]) -> tuple[float, int]:
@@ -142,7 +155,7 @@ def _efficiency_space(args: argparse.Namespace, root: Path) -> SearchSpace:
     return space
 
 
-def efficiency(args: argparse.Namespace) -> None:
+def efficiency(args: argparse.Namespace) -> list[Row]:
     ours, rand = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -171,6 +184,15 @@ def efficiency(args: argparse.Namespace) -> None:
     print(f"hypervolume after {args.trials} trials, median of {args.seeds} seeds: "
           f"{args.sampler} {statistics.median(ours):.5f} / random {statistics.median(rand):.5f} "
           f"= {ratio:.3f} (goal >= 1.15)")  # fmt: skip
+    return [
+        [
+            f"search hypervolume {args.sampler} / random, {args.trials} trials, "
+            f"median of {args.seeds} seeds",
+            f"{ratio:.2f} ({statistics.median(ours):.4f} / {statistics.median(rand):.4f})",
+            ">= 1.15",
+            ratio >= 1.15,
+        ]
+    ]
 
 
 def main() -> None:
@@ -192,12 +214,15 @@ def main() -> None:
                    help="GFLOPs of the reference point (default: the space's budget)")  # fmt: skip
     for p in (o, e):
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+        p.add_argument("--json", action="store_true", help="end with the figures as JSON")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    {"overhead": overhead, "efficiency": efficiency}[args.what](args)
+    rows = {"overhead": overhead, "efficiency": efficiency}[args.what](args)
+    if args.json:
+        print(json.dumps({"rows": rows}))
 
 
 if __name__ == "__main__":

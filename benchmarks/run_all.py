@@ -160,10 +160,15 @@ BENCHES = (
     Bench("attention", ("bench_attention.py", "--json"), ("--quick",), _attention),
     Bench("data", ("bench_data.py", "--json"), ("--rounds", "2"), _generic),
     Bench("synthetic", ("bench_synthetic.py", "--json"), ("--epochs", "2"), _generic),
-    Bench("search_overhead", ("bench_search.py", "overhead", "--json"), (), _generic),
+    Bench(
+        "search_overhead",
+        ("bench_search.py", "overhead", "--threads", "1", "--json"),
+        (),
+        _generic,
+    ),
     Bench(
         "search_efficiency",
-        ("bench_search.py", "efficiency", "--json"),
+        ("bench_search.py", "efficiency", "--threads", "1", "--json"),
         ("--seeds", "1"),
         _generic,
     ),
