@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from pydantic import ValidationError
 
-from harness.compiler import VideoNet, build_model
+from harness.compiler import VideoNet, build_model, plan_network
 from harness.errors import SpecError
 from harness.measure import (
     CostCache,
@@ -79,6 +80,13 @@ class ModelReport:
     def to_json(self) -> dict[str, Any]:
         """Every field, plus flat cost figures (null when not requested)."""
         return {**asdict(self), **self.cost_summary()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelReport:
+        """The counts of :meth:`to_json` (memory and latency are cached on their own)."""
+        names = {f.name for f in fields(cls)} - {"train_memory", "latency"}
+        values = {k: v for k, v in data.items() if k in names}
+        return cls(**{**values, "stages": [StageRow(**row) for row in values["stages"]]})
 
     def cost_summary(self) -> dict[str, Any]:
         """``train_memory_mb`` (MiB), ``latency_ms`` (medians) and the method of each."""
@@ -182,29 +190,41 @@ def describe_model(
     loaded = load_spec(spec)
     real = realise(loaded)
     classes = classes or real.classes
-    model = build_model(loaded, frames=frames, size=size, classes=classes)
-    shape = model.plan.input_shape
     digest = spec_hash(loaded)
-    flops = count_flops(model, example_input(shape))
-    report = ModelReport(
-        name=loaded.name,
-        spec_hash=digest,
-        input_shape=list(shape),
-        classes=classes,
-        params=count_params(model),
-        params_no_norm=count_params(model, norm=False),
-        gflops=flops.gflops,
-        gflops_all=flops.gflops_all,
-        unsupported_ops=flops.unsupported_ops,
-        stages=_stage_rows(model, flops.by_module, classes),
-    )
-    costs: dict[str, Any] = {}
+    built: list[VideoNet] = []
+
+    def model() -> VideoNet:  # built once, and only when something is not in the cache
+        if not built:
+            built.append(build_model(loaded, frames=frames, size=size, classes=classes))
+        return built[0]
+
+    shape = _input_shape(real, frames, size)
+    if shape is None:  # a spec that cannot be planned: the build names the bad key
+        shape = model().plan.input_shape
+
+    def count() -> ModelReport:
+        flops = count_flops(model(), example_input(shape))
+        return ModelReport(
+            name=loaded.name,
+            spec_hash=digest,
+            input_shape=list(shape),
+            classes=classes,
+            params=count_params(model()),
+            params_no_norm=count_params(model(), norm=False),
+            gflops=flops.gflops,
+            gflops_all=flops.gflops_all,
+            unsupported_ops=flops.unsupported_ops,
+            stages=_stage_rows(model(), flops.by_module, classes),
+        )
 
     def key(kind: str, at: int, **options: Any) -> CostKey:
         return CostKey.of(
             digest, shape, batch=at, device=device, precision=precision, kind=kind,
             classes=classes, **options,
         )  # fmt: skip
+
+    report = _cached(cache, key("fvcore", 1), count, ModelReport.from_json)
+    costs: dict[str, Any] = {}
 
     if batch is not None:
         method = memory_method(memory, device)
@@ -216,7 +236,7 @@ def describe_model(
             cache,
             key(f"train_memory/{method}", batch, optimizer=optimizer, **where),
             lambda: measure(
-                model, shape, batch=batch, device=device, precision=precision, optimizer=optimizer
+                model(), shape, batch=batch, device=device, precision=precision, optimizer=optimizer
             ),
             TrainMemory.from_json,
         )
@@ -226,11 +246,20 @@ def describe_model(
             cache,
             key("latency", batch or 1, machine=_machine(device), **options),
             lambda: measure_latency(
-                model, shape, batch=batch or 1, device=device, precision=precision, **options
+                model(), shape, batch=batch or 1, device=device, precision=precision, **options
             ),
             Latency.from_json,
         )
     return replace(report, **costs)
+
+
+def _input_shape(real: ModelSpec, frames: int | None, size: int | None) -> tuple[int, ...] | None:
+    """The (C, T, H, W) clip ``real`` builds for; None if it cannot be planned."""
+    try:
+        plan = plan_network(real, frames=frames or real.clip.frames, size=size or real.clip.size)
+    except (SpecError, ValidationError):
+        return None
+    return tuple(plan.input_shape)
 
 
 def _machine(device: str) -> str:
@@ -240,7 +269,7 @@ def _machine(device: str) -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus"
 
 
-R = TypeVar("R", TrainMemory, Latency)
+R = TypeVar("R", ModelReport, TrainMemory, Latency)
 
 
 def _cached(

@@ -4,7 +4,7 @@ Every candidate first goes through the fast pre-check (:func:`harness.measure.pr
 FLOPs, parameters and training-step memory from one simulated step on meta tensors,
 cached by spec hash), so an over-budget candidate is rejected without building it for
 real. Latency, when an objective or budget needs it, is timed on this machine. Candidates
-that will train also get fvcore's per-stage table (:func:`describe_costs`).
+that will train also get fvcore's per-stage table (:func:`describe_costs`, cached too).
 
 Everything is measured at the spec's own clip (the deployed input), not at the reduced
 fidelity a candidate may train at.
@@ -83,7 +83,7 @@ def measure_costs(spec: ModelSpec, *, need: set[str], batch_size: int = 8) -> Co
 
 def describe_costs(spec: ModelSpec, costs: Costs) -> Costs:
     """``costs`` with fvcore's totals and per-stage table added (for candidates that train)."""
-    report = describe_model(spec)
+    report = describe_model(spec, cache=_cache())
     return replace(
         costs,
         gflops_all=report.gflops_all,

@@ -96,3 +96,18 @@ def test_describe_model_caches_training_memory(
     assert len(estimates) == 1
     describe_model("tiny_c2d", batch=2, optimizer="adamw", cache=cache)
     assert len(estimates) == 2
+
+
+def test_describe_model_counts_flops_once_and_a_hit_builds_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.report as report_module
+
+    counts = _count_calls(monkeypatch, report_module, "count_flops")
+    builds = _count_calls(monkeypatch, report_module, "build_model")
+    first = describe_model("tiny_c2d", cache=CostCache(tmp_path))
+    again = describe_model("tiny_c2d", cache=CostCache(tmp_path))  # from disk
+    assert again == first and again.stages == first.stages
+    assert (len(counts), len(builds)) == (1, 1)
+    other = describe_model("tiny_c2d", frames=4, cache=CostCache(tmp_path))
+    assert other.input_shape != first.input_shape and len(counts) == 2

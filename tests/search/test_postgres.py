@@ -27,15 +27,16 @@ pytestmark = [
 def test_three_workers_each_candidate_once(tiny_space, tmp_path: Path) -> None:
     space = load_space(tiny_space("pg_candidates", budget=1e-6))
     study = f"pg-{uuid.uuid4().hex[:8]}"
-    candidates = [
-        {"stages.1.width": w, "stages.1.block.type": "r2plus1d"} for w in (8, 16, 24, 32, 40, 48)
-    ]
+    # NOTE: enough candidates that no worker finishes them all before the others have
+    # started (each is rejected by the pre-check in milliseconds).
+    widths = list(range(8, 8 * 25, 8))
+    candidates = [{"stages.1.width": w, "stages.1.block.type": "r2plus1d"} for w in widths]
     result = evaluate_candidates(
         space, candidates, study=study, storage=URL, results_dir=tmp_path, workers=3
     )
     df = result.table
     assert df["trial"].is_unique and len(df) == len(candidates)
-    assert sorted(df["param.stages.1.width"].astype(int)) == [8, 16, 24, 32, 40, 48]
+    assert sorted(df["param.stages.1.width"].astype(int)) == widths
     assert (df["state"] == "infeasible").all()
     hosts = optuna.load_study(study_name=study, storage=URL).get_trials()
     assert len({t.system_attrs.get("worker") for t in hosts}) >= 2  # really several workers
