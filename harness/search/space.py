@@ -374,6 +374,25 @@ def _resolve_base(base: Any, space_file: Path, doc: Document) -> str:
     return base
 
 
+def _resolve_data(data: Any, space_file: Path) -> Any:
+    """A relative data path (or ``layout:PATH``) found next to the space file, made absolute.
+
+    The built-in benchmark (``synthetic[:size]``) and paths that only exist relative to the
+    working directory are left as written.
+    """
+    from harness.data import list_layouts  # NOTE: here, so that loading a space stays light
+
+    if not isinstance(data, str) or data.split(":", 1)[0] == "synthetic":
+        return data
+    prefix, sep, rest = data.partition(":")
+    if sep and prefix in list_layouts():
+        resolved = _resolve_data(rest, space_file)
+        return f"{prefix}:{resolved}"
+    path = Path(data).expanduser()
+    beside = space_file.parent / path
+    return str(beside.resolve()) if not path.is_absolute() and beside.exists() else data
+
+
 def _check_key_paths(space: SearchSpace, doc: Document) -> None:
     """Every parameter and tied key path must lead into the base spec: list indices in range,
     never through a scalar. A missing mapping key is fine (the spec validation names it)."""
@@ -420,6 +439,8 @@ def load_space(path: str | Path, **updates: Any) -> SearchSpace:
     if "base" not in data:
         raise doc.error("missing required key 'base' (a zoo name or spec file)", ())
     data["base"] = _resolve_base(data["base"], path, doc)
+    if "data" in data:
+        data["data"] = _resolve_data(data["data"], path)
     space = _validate(doc, data)
     try:
         load_spec(space.base)

@@ -84,3 +84,20 @@ def test_grid_sampler_covers_the_grid(tiny_space) -> None:
     space = load_space(tiny_space())
     sampler = create_sampler("grid", seed=0, space=space)
     assert isinstance(sampler, optuna.samplers.GridSampler)
+
+
+def test_data_next_to_the_space_file_is_found_from_anywhere(
+    tiny_space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tiny_space()
+    (path.parent / "direction.yaml").write_text("type: synthetic\nsize: tiny\nclasses: 2\n")
+    for written, expected in (
+        ("direction.yaml", str((path.parent / "direction.yaml").resolve())),
+        ("folder:direction.yaml", f"folder:{(path.parent / 'direction.yaml').resolve()}"),
+        ("synthetic:tiny", "synthetic:tiny"),
+        ("elsewhere/videos", "elsewhere/videos"),  # not beside the space: as written
+    ):
+        path.write_text(path.read_text().replace("data: synthetic:tiny", f"data: {written}"))
+        monkeypatch.chdir(tmp_path.parent)  # not the space's folder
+        assert load_space(path).data == expected
+        path.write_text(path.read_text().replace(f"data: {written}", "data: synthetic:tiny"))
