@@ -14,6 +14,7 @@ last good checkpoint stays in place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,12 @@ def _result(
 def _epochs(run: Run, progress: bool, callback: Callback | None) -> None:
     """Train the remaining epochs; each ends saved before ``callback`` sees its row."""
     for _ in range(run.epoch, run.fidelity.epochs):
-        stats = train_epoch(run, progress=progress)
+        start = time.perf_counter()
+        try:
+            stats = train_epoch(run, progress=progress)
+        except NonFiniteLoss:
+            run.train_seconds += time.perf_counter() - start  # the diverging epoch ran too
+            raise
         run.epoch += 1
         run.train_seconds += stats.seconds
         run.clips += stats.clips
