@@ -173,7 +173,13 @@ BENCHES = (
         _generic,
     ),
     Bench("expansion", ("bench_expansion.py", "--json"), (), _generic),
-    Bench("expansion_real", ("bench_expansion.py", "--real", "--json"), (), _generic, False),
+    Bench(
+        "expansion_real",
+        ("bench_expansion.py", "--real", "--threads", "1", "--json"),
+        (),
+        _generic,
+        False,
+    ),
     Bench("dashboard", ("bench_dashboard.py", "--json"), ("--repeats", "2"), _dashboard),
 )
 
