@@ -124,9 +124,12 @@ def _summary(result: SearchResult, seconds: float) -> None:
         f"study [bold]{result.study}[/bold]: {result.count('complete')} complete, "
         f"{result.count('infeasible')} infeasible (rejected before training), "
         f"{result.count('pruned')} pruned, {result.count('failed')} failed "
-        f"in {seconds:.1f} s"
+        f"in {seconds:.1f} s",
+        soft_wrap=True,  # NOTE: a line that names a path must not be wrapped mid-path
     )
-    console.print(f"results table: [bold]{result.results}[/bold] (and trials.csv beside it)")
+    console.print(
+        f"results table: [bold]{result.results}[/bold] (and trials.csv beside it)", soft_wrap=True
+    )
 
 
 def _search(
@@ -158,6 +161,8 @@ def _search(
         with display.live:
             result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
             display.finish(result.table)
+        if not console.is_terminal:
+            console.line()  # NOTE: rich ends a live display's last render with no newline there
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
@@ -212,7 +217,10 @@ def demo_command(
         workers=1, sampler=None, seed=None, as_json=as_json,
     )  # fmt: skip
     if not as_json:
-        console.print(f"open the dashboard: [bold]harness dashboard --results {results}[/bold]")
+        console.print(
+            f"open the dashboard: [bold]harness dashboard --results {results}[/bold]",
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -46,3 +46,16 @@ def test_json_contract_and_budget_override(tmp_path: Path) -> None:
     assert out["study"] == "cli" and out["n_infeasible"] == 2 and out["pareto"] == []
     assert Path(out["results"]).is_file()
     assert (Path(out["results"]).parent / "trials.csv").is_file()
+
+
+def test_text_output_shows_the_pareto_set_once_then_the_summary(tmp_path: Path) -> None:
+    path = _space(tmp_path, "budgets: {gflops: 100}\nparams:\n  stages.1.width: [16, 32]\n")
+    args = ["search", str(path), "--trials", "2", "--results", str(tmp_path)]
+    result = run(*args, "--budget", "gflops=0.000001", "--sampler", "random")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()  # the progress display and summary go to stderr
+    assert result.stderr.count("Pareto set") == 1  # the live summary, left on screen
+    summary = [line for line in lines if "infeasible (rejected before training)" in line]
+    assert len(summary) == 1 and summary[0].startswith("study cli: 0 complete, 2 infeasible")
+    table = tmp_path / "cli" / "trials.parquet"
+    assert f"results table: {table} (and trials.csv beside it)" in lines  # path unbroken
