@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from pydantic import ValidationError
 
-from harness.compiler import VideoNet, build_model, plan_network
+from harness.compiler import VideoNet, build_model, planned_input_shape
 from harness.errors import SpecError
 from harness.measure import (
     CostCache,
@@ -198,7 +197,7 @@ def describe_model(
             built.append(build_model(loaded, frames=frames, size=size, classes=classes))
         return built[0]
 
-    shape = _input_shape(real, frames, size)
+    shape = planned_input_shape(loaded, frames=frames, size=size)
     if shape is None:  # a spec that cannot be planned: the build names the bad key
         shape = model().plan.input_shape
 
@@ -251,15 +250,6 @@ def describe_model(
             Latency.from_json,
         )
     return replace(report, **costs)
-
-
-def _input_shape(real: ModelSpec, frames: int | None, size: int | None) -> tuple[int, ...] | None:
-    """The (C, T, H, W) clip ``real`` builds for; None if it cannot be planned."""
-    try:
-        plan = plan_network(real, frames=frames or real.clip.frames, size=size or real.clip.size)
-    except (SpecError, ValidationError):
-        return None
-    return tuple(plan.input_shape)
 
 
 def _machine(device: str) -> str:

@@ -3,7 +3,7 @@
 from harness.compiler.blocks import create_block, list_blocks
 from harness.compiler.heads import create_head
 from harness.compiler.inflate import inflate_into, inflate_state_dict, load_2d_checkpoint
-from harness.compiler.network import VideoNet, build_model, init_weights
+from harness.compiler.network import VideoNet, build_model, init_weights, planned_input_shape
 from harness.compiler.plan import NetworkPlan, min_clip, plan_network
 from harness.compiler.stems import create_stem
 
@@ -21,4 +21,5 @@ __all__ = [
     "load_2d_checkpoint",
     "min_clip",
     "plan_network",
+    "planned_input_shape",
 ]

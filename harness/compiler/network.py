@@ -25,7 +25,7 @@ from harness.errors import SpecError
 from harness.spec import ModelSpec, check_limits, load_spec, locate, realise
 from harness.spec.pathways import ConcatJoinSpec
 
-__all__ = ["VideoNet", "build_model", "init_weights"]
+__all__ = ["VideoNet", "build_model", "init_weights", "planned_input_shape"]
 
 
 class VideoNet(nn.Module):
@@ -168,6 +168,22 @@ def _compile(spec: ModelSpec, *, frames: int, size: int, classes: int) -> VideoN
     model = VideoNet(stem, stages, head, plan, inputs=inputs, consensus=consensus)
     init_weights(model)
     return model
+
+
+def planned_input_shape(
+    spec: ModelSpec, *, frames: int | None = None, size: int | None = None
+) -> tuple[int, ...] | None:
+    """The (C, T, H, W) clip ``spec`` builds for, or None if it cannot be planned.
+
+    Planning takes microseconds, so a cost cache can be looked up before anything is built;
+    a spec that cannot be planned is left to :func:`build_model`, which names the bad key.
+    """
+    try:
+        real = realise(spec)
+        plan = plan_network(real, frames=frames or real.clip.frames, size=size or real.clip.size)
+    except (SpecError, ValidationError):
+        return None
+    return tuple(plan.input_shape)
 
 
 def build_model(

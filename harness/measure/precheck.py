@@ -21,18 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from torch import nn
-
-from harness.compiler import build_model, plan_network
-from harness.errors import SpecError
+from harness.compiler import build_model, planned_input_shape
 from harness.measure._meta import meta_model, no_gc, simulate_train_step
 from harness.measure._policy import MetaBuild
 from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
 from harness.measure.cache import CostCache, CostKey
-from harness.measure.flops import _NORM_TYPES
+from harness.measure.flops import count_params
 from harness.measure.memory import TrainMemory
-from harness.spec import ModelSpec, load_spec, realise, spec_hash
+from harness.spec import ModelSpec, load_spec, spec_hash
 
 __all__ = ["Precheck", "precheck"]
 
@@ -116,13 +112,15 @@ def precheck(
     get_precision(precision)
     OPTIMIZERS.get(optimizer)
     loaded = load_spec(spec)
-    planned = _plan(loaded, frames, size, classes)
     key = None
-    if cache is not None and planned is not None:
-        key = _key(loaded, *planned, batch, target, precision, optimizer)
-        stored = cache.get(key)
-        if stored is not None:
-            return Precheck.from_json(stored)
+    if cache is not None:
+        planned = planned_input_shape(loaded, frames=frames, size=size)
+        if planned is not None:
+            key = _key(loaded, planned, classes or loaded.classes, batch, target, precision,
+                       optimizer)  # fmt: skip
+            stored = cache.get(key)
+            if stored is not None:
+                return Precheck.from_json(stored)
     with no_gc():
         with MetaBuild():
             model = build_model(loaded, frames=frames, size=size, classes=classes)
@@ -138,7 +136,7 @@ def precheck(
         spec_hash=spec_hash(loaded),
         input_shape=shape,
         params=sum(p.numel() for p in meta.params),
-        params_no_norm=_params_without_norms(model),
+        params_no_norm=count_params(model, norm=False),
         flops=flops,
         activations=trace.activations // batch,
         train_memory=TrainMemory.simulated(trace, shape, batch, target, precision, optimizer),
@@ -146,30 +144,6 @@ def precheck(
     if cache is not None and key is not None:
         cache.put(key, result.to_json())
     return result
-
-
-def _params_without_norms(model: nn.Module) -> int:
-    """``count_params(model, norm=False)`` in one pass over the module tree."""
-    norms = {name for name, module in model.named_modules() if isinstance(module, _NORM_TYPES)}
-    return sum(
-        p.numel() for name, p in model.named_parameters() if name.rpartition(".")[0] not in norms
-    )
-
-
-def _plan(
-    spec: ModelSpec, frames: int | None, size: int | None, classes: int | None
-) -> tuple[tuple[int, ...], int] | None:
-    """The input shape and classes ``spec`` builds for, or None if planning fails.
-
-    Planning is microseconds, so a cached result is found without building the model; a
-    spec that cannot be planned is left to the build, which names the bad key.
-    """
-    try:
-        real = realise(spec)
-        plan = plan_network(real, frames=frames or real.clip.frames, size=size or real.clip.size)
-    except (SpecError, ValidationError):
-        return None
-    return tuple(plan.input_shape), classes or real.classes
 
 
 def _key(
