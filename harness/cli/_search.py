@@ -112,10 +112,10 @@ class _Display:
         done = int(sum(counts.get(s, 0) for s in ("complete", "infeasible", "pruned", "failed")))
         text = "  ".join(f"{s} {int(n)}" for s, n in counts.items())
         self.progress.update(self.task, completed=done, counts=text)
-        self.live.update(Group(self.progress, _front_table(df, self.space)))
+        self.show(df)
 
-    def finish(self, table: pd.DataFrame) -> None:
-        """Leave the final Pareto set on screen, under the progress bar (printed once)."""
+    def show(self, table: pd.DataFrame) -> None:
+        """The Pareto set of ``table`` under the progress bar (the last one stays on screen)."""
         self.live.update(Group(self.progress, _front_table(table, self.space)))
 
 
@@ -160,7 +160,7 @@ def _search(
     else:
         with display.live:
             result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
-            display.finish(result.table)
+            display.show(result.table)
         if not console.is_terminal:
             console.line()  # NOTE: rich ends a live display's last render with no newline there
     if as_json:
