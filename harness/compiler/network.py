@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -149,8 +149,15 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-def _compile(spec: ModelSpec, *, frames: int, size: int, classes: int) -> VideoNet:
+PlanEdit = Callable[[NetworkPlan], NetworkPlan]
+
+
+def _compile(
+    spec: ModelSpec, *, frames: int, size: int, classes: int, edit_plan: PlanEdit | None
+) -> VideoNet:
     plan = plan_network(spec, frames=frames, size=size)
+    if edit_plan is not None:
+        plan = edit_plan(plan)
     single = spec.pathways is None
     if single:
         (pathway,) = plan.pathways
@@ -192,6 +199,7 @@ def build_model(
     frames: int | None = None,
     size: int | None = None,
     classes: int | None = None,
+    edit_plan: PlanEdit | None = None,
 ) -> VideoNet:
     """Compile a spec (or a zoo name, or a YAML path) into a ``torch.nn.Module``.
 
@@ -200,6 +208,8 @@ def build_model(
         frames: clip length to build for (default: the spec's, after expansion).
         size: crop size to build for (default: the spec's, after expansion).
         classes: number of output classes (default: the spec's ``classes``).
+        edit_plan: rewrites the compiler's plan before anything is built (the budget
+            pre-check leaves out blocks it can replay, see ``harness.measure._fold``).
 
     Raises:
         SpecError: naming file, line and key path when the spec cannot be built.
@@ -217,6 +227,7 @@ def build_model(
             frames=frames or real.clip.frames,
             size=size or real.clip.size,
             classes=classes or real.classes,
+            edit_plan=edit_plan,
         )
     except SpecError as exc:
         raise locate(loaded, exc) from None

@@ -17,22 +17,28 @@ what the target device would: autocast's casts and fused attention.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import itertools
+import sys
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from harness.measure._fold import Repeat, RepeatMarks, Replay, expand_events
 from harness.measure._policy import DevicePolicy
 from harness.measure._runtime import (
     PRECISIONS,
+    module_tensors,
     optimizer_state_like,
     storage_bytes,
+    submodules,
     train_step,
 )
 from harness.measure._shapes import get_shape_rule
@@ -50,6 +56,8 @@ __all__ = [
 ]
 
 aten = torch.ops.aten
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _prod(shape: Sequence[int]) -> int:
@@ -115,6 +123,14 @@ _ACTIVATION_OPS = frozenset(
 )
 
 
+_DETACH = aten.detach.default
+
+
+class PhaseBytes(NamedTuple):
+    peak: int  # most bytes held at once during the phase
+    held: int  # bytes held when it ends
+
+
 class Simulator(TorchDispatchMode):
     """Logs the storages created under it, as they are allocated and freed; counts MACs.
 
@@ -151,16 +167,20 @@ class Simulator(TorchDispatchMode):
         """End phase ``name`` here (the next phase starts)."""
         self.marks[name] = len(self.events)
 
-    def peaks(self) -> dict[str, int]:
-        """Most bytes held at once in each phase, beyond what was held before the first."""
+    def replay(self, replays: Sequence[Replay] = ()) -> dict[str, PhaseBytes]:
+        """The bytes of each phase, beyond what was held before the first.
+
+        Args:
+            replays: spans of the log that happen more often than they were logged (the
+                copies of a repeated group, see :mod:`harness.measure._fold`).
+        """
+        sizes, marks = expand_events(self.events, self.marks, replays)
         running = start = 0
         result = {}
-        for name, end in self.marks.items():
-            peak = running
-            for _, nbytes in self.events[start:end]:
-                running += nbytes
-                peak = max(peak, running)
-            result[name], start = peak, end
+        for name, end in marks.items():
+            totals = list(itertools.accumulate(sizes[start:end], initial=running))
+            running = totals[-1]
+            result[name], start = PhaseBytes(max(totals), running), end
         return result
 
     def _watch(self, storage: Any, nbytes: int) -> None:
@@ -197,6 +217,10 @@ class Simulator(TorchDispatchMode):
             self.activations += out.numel()
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is _DETACH:
+            # NOTE: autograd detaches every output it saves and every gradient it stores
+            # (about half the operators of a step); an alias holds no storage of its own.
+            return func(*args)
         kwargs = kwargs or {}
         # Rules stand in for meta kernels only: real tensors (an optimizer's step counter
         # on the CPU) must be computed.
@@ -229,18 +253,16 @@ class SavedTensors(contextlib.AbstractContextManager["SavedTensors"]):
 
     def __init__(self, known: Iterable[torch.Tensor]) -> None:
         self._known = {t.untyped_storage()._cdata for t in known}
-        self._seen: dict[int, int] = {}
+        self._seen: set[int] = set()
+        self.nbytes = 0  # of the storages seen so far
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(self._seen.values())
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         key = storage._cdata
-        if key not in self._known:
-            self._seen[key] = storage.nbytes()
+        if key not in self._known and key not in self._seen:
+            self._seen.add(key)
+            self.nbytes += storage.nbytes()
         return t
 
     def __enter__(self) -> SavedTensors:
@@ -278,6 +300,7 @@ class MetaModel:
     forward: Callable[[torch.Tensor], torch.Tensor]
     params: list[torch.Tensor]
     buffers: list[torch.Tensor]
+    modules: list[nn.Module]  # ``module`` and everything under it
 
 
 @contextlib.contextmanager
@@ -285,14 +308,15 @@ def meta_model(model: nn.Module) -> Iterator[MetaModel]:
     """``model`` on the meta device; a model with real weights runs on meta copies of them.
 
     ``model`` is not changed: its parameters are swapped for meta ones only inside each
-    call (``torch.func.functional_call``), and its train/eval mode is restored on exit.
+    call (``torch.func.functional_call``), and the train/eval mode of each of its modules
+    is restored on exit.
     """
-    was_training = model.training
-    params: list[torch.Tensor] = list(model.parameters())
-    buffers = list(model.buffers())
+    modules = submodules(model)
+    modes = [m.training for m in modules]
+    params, buffers = module_tensors(modules)
     try:
         if all(t.is_meta for t in params) and all(t.is_meta for t in buffers):
-            yield MetaModel(model, model, params, buffers)
+            yield MetaModel(model, model, params, buffers, modules)
             return
         copies = {
             name: nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
@@ -306,15 +330,24 @@ def meta_model(model: nn.Module) -> Iterator[MetaModel]:
         def forward(x: torch.Tensor) -> torch.Tensor:
             return torch.func.functional_call(model, state, (x,))
 
-        yield MetaModel(model, forward, list(copies.values()), list(state.values())[len(copies) :])
+        meta_params: list[torch.Tensor] = list(copies.values())
+        meta_buffers = list(state.values())[len(copies) :]
+        yield MetaModel(model, forward, meta_params, meta_buffers, modules)
     finally:
-        set_mode(model, was_training)
+        for m, mode in zip(modules, modes, strict=True):
+            if m.training != mode:
+                m.training = mode
 
 
-def set_mode(module: nn.Module, training: bool) -> None:
-    """``module.train(training)``, skipped when every submodule is in that mode already."""
-    if any(m.training != training for m in module.modules()):
-        module.train(training)
+def set_mode(modules: Iterable[nn.Module], training: bool) -> None:
+    """Put each of ``modules`` in train or eval mode, as ``module.train(training)`` does.
+
+    NOTE: the flag is set directly, only where it changes: ``train()`` recurses through
+    ``named_children`` and sets every flag through ``nn.Module.__setattr__``.
+    """
+    for m in modules:
+        if m.training != training:
+            m.training = training
 
 
 @dataclass(frozen=True)
@@ -371,6 +404,27 @@ def _inputs(shape: Sequence[int], batch: int) -> tuple[torch.Tensor, torch.Tenso
     return x, torch.zeros(batch, dtype=torch.long, device="meta")
 
 
+def _settled(simulate: Callable[_P, _T]) -> Callable[_P, _T]:
+    """``simulate``, run again until a run imports no module.
+
+    NOTE: PyTorch imports some Python meta kernels (and sympy with them) on first use. The
+    exceptions raised and caught while importing keep the simulation's frames, and so the
+    tensors they hold, alive in reference cycles: the first simulation in a process would
+    hold some activations longer than the step does (0.01-0.3% of the peak on the zoo).
+    """
+
+    @functools.wraps(simulate)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        while True:
+            modules = len(sys.modules)
+            result = simulate(*args, **kwargs)
+            if len(sys.modules) == modules:
+                return result
+
+    return run
+
+
+@_settled
 def simulate_train_step(
     meta: MetaModel,
     input_shape: Sequence[int],
@@ -379,6 +433,7 @@ def simulate_train_step(
     device_type: str,
     precision: str,
     optimizer: str,
+    repeats: Sequence[Repeat] = (),
     check_rules: bool = False,
 ) -> StepTrace:
     """One training step of ``meta`` at ``batch``, as ``device_type`` would run it.
@@ -387,41 +442,55 @@ def simulate_train_step(
     before the step (steady state). The optimizer runs fused (see ``harness.measure.
     OPTIMIZERS``): its step writes parameters and state in place and allocates nothing, so
     the optimizer phase holds what the backward pass left, and the state is the recipe's.
+
+    Args:
+        repeats: groups of ``meta`` that the network being costed runs more often than
+            ``meta`` does (:mod:`harness.measure._fold`); the figures are the network's.
     """
     x, y = _inputs(input_shape, batch)
     opt = _InPlaceStep(meta.params)
     sim = Simulator(check_rules=check_rules)
     sim.adopt([*meta.params, *meta.buffers, x, y])
-    saved = SavedTensors([*meta.params, *meta.buffers, x])
-    amp = contextlib.ExitStack()
-    amp.enter_context(DevicePolicy(device_type, PRECISIONS[precision]))
-    amp.enter_context(saved)
+    scores: list[int] = []  # bytes of the model's output
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        out = meta.forward(x)
+        scores.append(storage_bytes([out]))
+        return out
 
     def on_phase(name: str) -> None:
         sim.phase(name)
         sim.counting = False
 
-    set_mode(meta.module, True)
-    with sim:
-        sim.counting = True
-        train_step(meta.forward, opt, x, y, amp=amp, on_phase=on_phase)
-    peaks = sim.peaks()
+    set_mode(meta.modules, True)
+    with contextlib.ExitStack() as stack:
+        marks = [stack.enter_context(RepeatMarks(r, sim)) for r in repeats]
+        with sim:
+            sim.counting = True
+            amp = DevicePolicy(device_type, PRECISIONS[precision])
+            train_step(forward, opt, x, y, amp=amp, on_phase=on_phase)
+    phases = sim.replay([r for m in marks for r in m.replays()])
     state = optimizer_state_like(optimizer, meta.params)
-    return StepTrace(
+    trace = StepTrace(
         param_bytes=storage_bytes(meta.params),
         buffer_bytes=storage_bytes(meta.buffers),
         input_bytes=storage_bytes([x, y]),
         grad_bytes=storage_bytes(p.grad for p in meta.params),
         optimizer_bytes=storage_bytes(state),
-        saved_bytes=saved.nbytes,
-        forward_peak=peaks["forward"],
-        backward_peak=peaks["backward"],
-        optimizer_peak=peaks["optimizer"],
+        # What the model's forward leaves alive but its output: what autograd saved.
+        saved_bytes=phases["model"].held - scores[0],
+        forward_peak=max(phases["model"].peak, phases["forward"].peak),
+        backward_peak=phases["backward"].peak,
+        optimizer_peak=phases["optimizer"].peak,
         macs=dict(sim.macs),
         activations=sim.activations,
     )
+    for m in marks:
+        trace = m.unfold(trace, optimizer)
+    return trace
 
 
+@_settled
 def simulate_forward(
     meta: MetaModel,
     input_shape: Sequence[int],
@@ -434,7 +503,7 @@ def simulate_forward(
     x, _ = _inputs(input_shape, batch)
     sim = Simulator()
     sim.adopt([*meta.params, *meta.buffers, x])
-    set_mode(meta.module, False)
+    set_mode(meta.modules, False)
     with torch.no_grad(), sim, DevicePolicy(device_type, PRECISIONS[precision]):
         sim.counting = True
         scores = meta.forward(x)
@@ -444,7 +513,7 @@ def simulate_forward(
         param_bytes=storage_bytes(meta.params),
         buffer_bytes=storage_bytes(meta.buffers),
         input_bytes=storage_bytes([x]),
-        peak=sim.peaks()["forward"],
+        peak=sim.replay()["forward"].peak,
         macs=dict(sim.macs),
         activations=sim.activations,
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
+from harness.measure._runtime import module_tensors, submodules
 from harness.measure.ops import COMPUTE_OPS, IGNORED_OPS, OTHER_OPS
 
 __all__ = ["FlopCount", "count_flops", "count_params", "example_input"]
@@ -87,11 +89,12 @@ _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 def count_params(model: nn.Module, *, norm: bool = True) -> int:
     """Number of parameters; ``norm=False`` leaves out normalisation layers (X3D's count)."""
-    if norm:
-        return sum(p.numel() for p in model.parameters())
-    return sum(
-        p.numel()
-        for module in model.modules()
-        if not isinstance(module, _NORM_TYPES)
-        for p in module.parameters(recurse=False)
-    )
+    return count_module_params(submodules(model), norm=norm)
+
+
+def count_module_params(modules: Iterable[nn.Module], *, norm: bool = True) -> int:
+    """Parameters held directly by ``modules`` (each counted once), as :func:`count_params`."""
+    if not norm:
+        modules = [m for m in modules if not isinstance(m, _NORM_TYPES)]
+    params, _ = module_tensors(modules)
+    return sum(p.numel() for p in params)

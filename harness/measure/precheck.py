@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.compiler import build_model, planned_input_shape
+from harness.measure._fold import Folding, unfolded_params
 from harness.measure._meta import meta_model, no_gc, simulate_train_step
 from harness.measure._policy import MetaBuild
 from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
 from harness.measure.cache import CostCache, CostKey
-from harness.measure.flops import count_params
+from harness.measure.flops import count_module_params
 from harness.measure.memory import TrainMemory
 from harness.spec import ModelSpec, load_spec, spec_hash
 
@@ -121,29 +122,56 @@ def precheck(
             stored = cache.get(key)
             if stored is not None:
                 return Precheck.from_json(stored)
-    with no_gc():
-        with MetaBuild():
-            model = build_model(loaded, frames=frames, size=size, classes=classes)
-        shape = tuple(model.plan.input_shape)
-        with meta_model(model) as meta:
-            trace = simulate_train_step(
-                meta, shape, batch, device_type=target, precision=precision, optimizer=optimizer
-            )
-    flops, rest = divmod(sum(trace.macs.values()), batch)
-    assert rest == 0, "multiply-adds grow linearly with the batch"
-    result = Precheck(
-        name=loaded.name,
-        spec_hash=spec_hash(loaded),
-        input_shape=shape,
-        params=sum(p.numel() for p in meta.params),
-        params_no_norm=count_params(model, norm=False),
-        flops=flops,
-        activations=trace.activations // batch,
-        train_memory=TrainMemory.simulated(trace, shape, batch, target, precision, optimizer),
-    )
+    with no_gc():  # the model is freed (by reference counts) before collection resumes
+        result = _simulate(
+            loaded, frames, size, classes, batch=batch, device=target, precision=precision,
+            optimizer=optimizer,
+        )  # fmt: skip
     if cache is not None and key is not None:
         cache.put(key, result.to_json())
     return result
+
+
+def _simulate(
+    spec: ModelSpec,
+    frames: int | None,
+    size: int | None,
+    classes: int | None,
+    *,
+    batch: int,
+    device: str,
+    precision: str,
+    optimizer: str,
+) -> Precheck:
+    """Build ``spec`` on the meta device, its repeated blocks once, and simulate a step."""
+    folding = Folding()
+    with MetaBuild():
+        model = build_model(spec, frames=frames, size=size, classes=classes, edit_plan=folding)
+    shape = tuple(model.plan.input_shape)
+    repeats = folding.repeats(model.stages)
+    with meta_model(model) as meta:
+        trace = simulate_train_step(
+            meta,
+            shape,
+            batch,
+            device_type=device,
+            precision=precision,
+            optimizer=optimizer,
+            repeats=repeats,
+        )
+    flops, rest = divmod(sum(trace.macs.values()), batch)
+    assert rest == 0, "multiply-adds grow linearly with the batch"
+    return Precheck(
+        name=spec.name,
+        spec_hash=spec_hash(spec),
+        input_shape=shape,
+        params=count_module_params(meta.modules) + unfolded_params(repeats),
+        params_no_norm=count_module_params(meta.modules, norm=False)
+        + unfolded_params(repeats, norm=False),
+        flops=flops,
+        activations=trace.activations // batch,
+        train_memory=TrainMemory.simulated(trace, shape, batch, device, precision, optimizer),
+    )
 
 
 def _key(

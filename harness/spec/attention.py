@@ -60,6 +60,10 @@ class _TokenBlock(Node):
     def own_width(self) -> int | None:
         return None
 
+    def period(self) -> int:
+        """Blocks after which per-block patterns repeat: token blocks have none."""
+        return 1
+
 
 # Named attention layouts, so that one categorical search parameter can choose among them.
 ATTENTION_LAYOUTS: dict[str, tuple[str, ...]] = {

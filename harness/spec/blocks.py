@@ -8,6 +8,7 @@ block lives here.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -42,6 +43,14 @@ class _Block(Node):
     def own_width(self) -> int | None:
         """Output width fixed by the block itself (inception modules), else None."""
         return None
+
+    def period(self) -> int:
+        """Blocks after which this block's per-block patterns repeat (1: it has none).
+
+        Two blocks of a stage whose positions differ by a multiple of it are built alike.
+        """
+        pattern = getattr(self, "temporal_kernel", None)
+        return len(pattern) if isinstance(pattern, tuple) else 1
 
 
 class PlainBlockSpec(_Block):
@@ -150,6 +159,9 @@ class X3DBlockSpec(_Block):
     se_ratio: float = Field(0.0625, ge=0, le=1)  # SE width = round_width(inner * ratio); 0 = none
     se_every: PositiveInt = 2
     inner_act: Act = "swish"  # activation after the depthwise conv
+
+    def period(self) -> int:
+        return math.lcm(super().period(), self.se_every)
 
 
 class InceptionBranches(Node):
