@@ -9,7 +9,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from harness.compiler.blocks import create_block
+from harness.compiler.blocks import BlockFn, create_block
 from harness.compiler.heads import create_head
 from harness.compiler.pathways import (
     Inputs,
@@ -69,12 +69,12 @@ class VideoNet(nn.Module):
         return {name: torch.randn(batch, c, t, h, w) for name, c in self.plan.inputs}
 
 
-def _build_stage(stage: StagePlan) -> nn.Module:
+def _build_stage(stage: StagePlan, create: BlockFn = create_block) -> nn.Module:
     layers = []
     for block in stage.blocks:
         try:
             layers.append(
-                create_block(
+                create(
                     block.spec,
                     dim_in=block.dim_in,
                     dim_out=block.dim_out,
@@ -113,7 +113,7 @@ def _build_head(spec: ModelSpec, plan: NetworkPlan, classes: int) -> nn.Module:
         raise SpecError(exc.message, path=("head", *exc.path)) from None
 
 
-def _build_steps(plan: NetworkPlan) -> tuple[nn.Module, list[nn.Module]]:
+def _build_steps(plan: NetworkPlan, create: BlockFn) -> tuple[nn.Module, list[nn.Module]]:
     """Multi-pathway: one PathwayStep per position (stem, stage 0, ...), laterals inside."""
     laterals: dict[str | int, list[nn.Module]] = {}
     for lateral in plan.laterals:
@@ -121,7 +121,9 @@ def _build_steps(plan: NetworkPlan) -> tuple[nn.Module, list[nn.Module]]:
     stem = PathwayStep({p.name: _build_stem(p) for p in plan.pathways}, laterals.get("stem", []))
     stages: list[nn.Module] = []
     for i in range(len(plan.trunk.stages)):
-        layers = {p.name: _build_stage(p.stages[i]) for p in plan.pathways if i < len(p.stages)}
+        layers = {
+            p.name: _build_stage(p.stages[i], create) for p in plan.pathways if i < len(p.stages)
+        }
         stages.append(PathwayStep(layers, laterals.get(i, [])))
     return stem, stages
 
@@ -153,7 +155,13 @@ PlanEdit = Callable[[NetworkPlan], NetworkPlan]
 
 
 def _compile(
-    spec: ModelSpec, *, frames: int, size: int, classes: int, edit_plan: PlanEdit | None
+    spec: ModelSpec,
+    *,
+    frames: int,
+    size: int,
+    classes: int,
+    edit_plan: PlanEdit | None,
+    create: BlockFn,
 ) -> VideoNet:
     plan = plan_network(spec, frames=frames, size=size)
     if edit_plan is not None:
@@ -161,9 +169,9 @@ def _compile(
     single = spec.pathways is None
     if single:
         (pathway,) = plan.pathways
-        stem, stages = _build_stem(pathway), [_build_stage(s) for s in pathway.stages]
+        stem, stages = _build_stem(pathway), [_build_stage(s, create) for s in pathway.stages]
     else:
-        stem, stages = _build_steps(plan)
+        stem, stages = _build_steps(plan, create)
     reads = {p.name: (p.inputs, p.frame_stride) for p in plan.pathways}
     inputs = Inputs(plan.inputs, reads, segments=plan.segments, single=single)
     consensus = None
@@ -200,6 +208,7 @@ def build_model(
     size: int | None = None,
     classes: int | None = None,
     edit_plan: PlanEdit | None = None,
+    block_factory: BlockFn = create_block,
 ) -> VideoNet:
     """Compile a spec (or a zoo name, or a YAML path) into a ``torch.nn.Module``.
 
@@ -210,6 +219,8 @@ def build_model(
         classes: number of output classes (default: the spec's ``classes``).
         edit_plan: rewrites the compiler's plan before anything is built (the budget
             pre-check leaves out blocks it can replay, see ``harness.measure._fold``).
+        block_factory: builds each block (default :func:`create_block`; the pre-check's
+            meta builds copy alike blocks instead of building them again).
 
     Raises:
         SpecError: naming file, line and key path when the spec cannot be built.
@@ -228,6 +239,7 @@ def build_model(
             size=size or real.clip.size,
             classes=classes or real.classes,
             edit_plan=edit_plan,
+            create=block_factory,
         )
     except SpecError as exc:
         raise locate(loaded, exc) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.compiler import build_model, planned_input_shape
-from harness.measure._fold import Folding, unfolded_params
+from harness.measure._fold import AlikeBlocks, Folding, unfolded_params
 from harness.measure._meta import meta_model, no_gc, simulate_train_step
 from harness.measure._policy import MetaBuild
 from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
@@ -146,7 +146,14 @@ def _simulate(
     """Build ``spec`` on the meta device, its repeated blocks once, and simulate a step."""
     folding = Folding()
     with MetaBuild():
-        model = build_model(spec, frames=frames, size=size, classes=classes, edit_plan=folding)
+        model = build_model(
+            spec,
+            frames=frames,
+            size=size,
+            classes=classes,
+            edit_plan=folding,
+            block_factory=AlikeBlocks(),
+        )
     shape = tuple(model.plan.input_shape)
     repeats = folding.repeats(model.stages)
     with meta_model(model) as meta:
