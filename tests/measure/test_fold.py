@@ -21,7 +21,7 @@ from harness.measure import (
     example_input,
     precheck,
 )
-from harness.measure._fold import Replay, expand_events, fold_plan, fold_stage
+from harness.measure._fold import AlikeBlocks, Replay, expand_events, fold_plan, fold_stage
 from harness.spec import ModelSpec, load_spec, realise
 from harness.zoo import list_zoo
 
@@ -151,3 +151,20 @@ def test_first_simulation_in_a_process_equals_the_next() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     first, second = out.stdout.split()
     assert first == second
+
+
+def test_a_meta_copy_shares_no_tensor_and_no_hook_table() -> None:
+    factory = AlikeBlocks()
+    spec = realise(load_spec("x3d_xs")).stages[1].block
+    settings = dict(dim_in=48, dim_out=48, dim_inner=108, stride=(1, 1), grid=None)
+    with torch.device("meta"):
+        first = factory(spec, index=1, **settings)  # type: ignore[arg-type]
+        copy = factory(spec, index=1 + spec.period(), **settings)  # type: ignore[arg-type]
+        other = factory(spec, index=2, **settings)  # type: ignore[arg-type]
+    assert repr(copy) == repr(first) and repr(other) != repr(first)  # SE every other block
+    ours = {id(t) for t in [*first.parameters(), *first.buffers()]}
+    assert ours.isdisjoint(id(t) for t in [*copy.parameters(), *copy.buffers()])
+    assert [p.shape for p in copy.parameters()] == [p.shape for p in first.parameters()]
+    copy.register_forward_pre_hook(lambda *args: None)
+    assert not first._forward_pre_hooks
+    assert not set(map(id, first.modules())) & set(map(id, copy.modules()))
