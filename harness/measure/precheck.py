@@ -12,7 +12,10 @@ step is simulated on meta tensors (:mod:`harness.measure._meta`). One pass gives
   :func:`harness.measure.estimate_train_memory` of the compiled model.
 
 Nothing of the clip's size is ever allocated, so a search can reject candidates over budget
-before building them for real.
+before building them for real. A stage's run of alike blocks is built and simulated once and
+its events replayed for the copies (:mod:`harness.measure._fold`), and alike blocks are
+copied rather than constructed: X3D-M builds 18 of its 26 blocks and constructs 12, and its
+figures stay those of the full network, byte for byte.
 """
 
 from __future__ import annotations
