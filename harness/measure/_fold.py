@@ -14,10 +14,14 @@ on each side so that the group kept sees the same neighbours its copies do::
     built:   b0 | r1 | [r2 r3]                         | r10      (3 copies left out)
 
 The simulation of the shorter network marks where the kept group starts and ends, forward
-and backward (:class:`harness.measure._meta.Repeat`), and replays those events once per copy
-left out: the result is the full network's, byte for byte, at a fraction of the build and
-simulation. Only single-pathway networks are folded; in a multi-pathway one the backward
-passes of the pathways may interleave.
+and backward (:class:`RepeatMarks`), and replays those events once per copy left out
+(:func:`expand_events`): the result is the full network's, byte for byte, at a fraction of
+the build and simulation. Only single-pathway networks are folded; in a multi-pathway one
+the backward passes of the pathways may interleave. ``tests/measure/test_fold.py`` checks
+every zoo model against its full build.
+
+Alike blocks that remain (the kept group's neighbours are alike to its members) are copied
+rather than constructed (:class:`AlikeBlocks`).
 """
 
 from __future__ import annotations
