@@ -10,6 +10,9 @@ import sys
 
 import typer
 
+# NOTE: `harness --help` imports every command module, so they import torch, optuna, pandas
+# and the like inside the functions that use them: help then takes a fraction of a second
+# instead of seconds (tests/cli/test_lazy_imports.py holds that line).
 import harness.cli._data  # noqa: F401  (registers `harness data` on import)
 from harness.cli import _dashboard, _expand, _models, _search, _train
 from harness.cli._app import app

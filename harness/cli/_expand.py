@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,19 +13,9 @@ from rich.table import Table
 
 from harness.cli._search import _quiet_optuna
 from harness.errors import SpecError
-from harness.expansion import (
-    DEFAULT_AXES,
-    CostModel,
-    Expansion,
-    ExpansionConfig,
-    LatencyTiming,
-    SearchEvaluator,
-    create_axis,
-    create_space,
-    expand_to_target,
-)
-from harness.expansion.costs import get_cost
-from harness.spec import load_spec
+
+if TYPE_CHECKING:
+    from harness.expansion import Expansion, ExpansionConfig, SearchEvaluator
 
 __all__ = ["register"]
 
@@ -95,6 +85,9 @@ def _evaluator(
     results: Path,
     workers: int,
 ) -> SearchEvaluator:
+    from harness.expansion import CostModel, SearchEvaluator, create_axis, create_space
+    from harness.spec import load_spec
+
     loaded = load_spec(spec)
     names = list(dict.fromkeys([*config.axes, *(config.order or ())]))
     axes = [create_axis(n, loaded) for n in names]
@@ -185,6 +178,16 @@ def expand_command(
     reaching the video length, a cost that does not depend on it) is dropped. Running the
     same command again resumes the study.
     """
+    from harness.expansion import (
+        DEFAULT_AXES,
+        ExpansionConfig,
+        LatencyTiming,
+        create_axis,
+        expand_to_target,
+    )
+    from harness.expansion.costs import get_cost
+    from harness.spec import load_spec
+
     _quiet_optuna()
     target_cost, target = _target(
         {"gflops": target_gflops, "params": target_params, "train_memory_mb": target_memory,

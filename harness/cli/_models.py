@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from harness.errors import SpecError
-from harness.measure import MIB, OPTIMIZERS, CostCache, get_device, get_precision
-from harness.report import (
-    MEMORY_METHODS,
-    LatencyOptions,
-    ModelReport,
-    describe_model,
-    memory_method,
-)
-from harness.spec import ModelSpec, load_spec, parse_figure
 from harness.zoo import list_zoo
+
+if TYPE_CHECKING:
+    from harness.report import ModelReport
+    from harness.spec import ModelSpec
 
 console = Console()
 
@@ -62,6 +57,9 @@ def _check_costs(
     batch: int | None, latency: bool, device: str, precision: str, memory: str, optimizer: str
 ) -> None:
     """Reject bad cost options before anything is built, naming the option."""
+    from harness.measure import OPTIMIZERS, get_device, get_precision
+    from harness.report import MEMORY_METHODS, memory_method
+
     if memory not in MEMORY_METHODS:
         known = ", ".join(MEMORY_METHODS)
         raise SpecError(f"unknown method '{memory}'; known: {known}", path=("--memory",), file=CLI)
@@ -101,6 +99,8 @@ def _print_report(report: ModelReport) -> None:
 
 
 def _mib(n: int) -> str:
+    from harness.measure import MIB
+
     return f"{n / MIB:,.1f}"
 
 
@@ -161,6 +161,9 @@ def compile_command(
     With --batch, also the peak memory of a training step; with --latency, inference and
     forward+backward times. Costs are cached by spec hash (see harness.measure.cache).
     """
+    from harness.measure import CostCache
+    from harness.report import LatencyOptions, describe_model
+
     for name, value in (
         ("--frames", frames),
         ("--size", size),
@@ -191,6 +194,8 @@ def compile_command(
 
 
 def _zoo_row(spec: ModelSpec, check: bool) -> dict[str, Any]:
+    from harness.report import describe_model
+
     published = spec.published
     if check and published is not None:
         report = describe_model(
@@ -217,6 +222,8 @@ def _zoo_row(spec: ModelSpec, check: bool) -> dict[str, Any]:
 
 def _matches(report: ModelReport, spec: ModelSpec) -> bool:
     """Params within 0.5% and GFLOPs within 2% of the published figures (or their rounding)."""
+    from harness.spec import parse_figure
+
     published = spec.published
     assert published is not None
     ok = True
@@ -245,6 +252,8 @@ def zoo_command(
     ] = False,
 ) -> None:
     """List every zoo model with its parameters and GFLOPs."""
+    from harness.spec import load_spec
+
     rows = []
     with console.status("measuring the zoo...", spinner="dots") if not as_json else _null():
         for name in list_zoo():
@@ -290,6 +299,8 @@ class _null:
 
 def schema_command() -> None:
     """Print the JSON Schema of a spec file (for editor completion and validation)."""
+    from harness.spec import ModelSpec
+
     schema = ModelSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema.setdefault("properties", {})["base"] = {
@@ -305,4 +316,4 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema_command)
 
 
-__all__ = ["load_spec", "register"]
+__all__ = ["register"]

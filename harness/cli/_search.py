@@ -6,10 +6,8 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import optuna
-import pandas as pd
 import typer
 from rich.console import Console, Group
 from rich.live import Live
@@ -17,15 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.errors import SpecError
-from harness.search import (
-    SearchResult,
-    SearchSpace,
-    load_space,
-    pareto_front,
-    parse_budget,
-    run_search,
-)
-from harness.search._records import trials_frame
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from harness.search import SearchResult, SearchSpace
 
 __all__ = ["register"]
 
@@ -59,6 +54,8 @@ def _cli_error(message: str, option: str) -> SpecError:
 
 
 def _budgets(values: list[str] | None) -> dict[str, float]:
+    from harness.search import parse_budget
+
     out = {}
     for text in values or []:
         try:
@@ -70,6 +67,8 @@ def _budgets(values: list[str] | None) -> dict[str, float]:
 
 
 def _front_table(df: pd.DataFrame, space: SearchSpace) -> Table:
+    from harness.search import pareto_front
+
     table = Table(title="Pareto set (complete, within budget)", title_justify="left")
     for column in ("trial", *space.objectives, "spec"):
         table.add_column(column, justify="right")
@@ -105,6 +104,8 @@ class _Display:
         self.live = Live(Group(self.progress), console=console, refresh_per_second=4)
 
     def update(self, study: optuna.Study) -> None:
+        from harness.search._records import trials_frame
+
         df = trials_frame(study)
         if df.empty:
             return
@@ -145,6 +146,8 @@ def _search(
     seed: int | None,
     as_json: bool,
 ) -> SearchResult:
+    from harness.search import run_search
+
     if trials < 1:
         raise _cli_error(f"must be at least 1, got {trials}", "--trials")
     if workers < 1:
@@ -171,6 +174,8 @@ def _search(
 
 
 def _quiet_optuna() -> None:
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -193,6 +198,8 @@ def search_command(
 
     Running the same command again (or with --resume) continues the study.
     """
+    from harness.search import load_space
+
     _quiet_optuna()
     space = load_space(space_file)
     budgets = _budgets(budget)
@@ -210,6 +217,8 @@ def demo_command(
     as_json: Json = False,
 ) -> None:
     """Run a small search on the built-in synthetic benchmark (embedded storage)."""
+    from harness.search import load_space
+
     _quiet_optuna()
     space = load_space(SPACES_DIR / "demo.yaml")
     _search(
