@@ -20,15 +20,17 @@ the build and simulation. Only single-pathway networks are folded; in a multi-pa
 the backward passes of the pathways may interleave. ``tests/measure/test_fold.py`` checks
 every zoo model against its full build.
 
-Alike blocks that remain (the kept group's neighbours are alike to its members) are copied
-rather than constructed (:class:`AlikeBlocks`).
+Blocks alike to one built before (the kept group's neighbours are alike to its members,
+and a search's candidates share most blocks) are copied rather than constructed
+(:func:`create_meta_block`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -50,12 +52,12 @@ if TYPE_CHECKING:
     from harness.measure._meta import Simulator, StepTrace
 
 __all__ = [
-    "AlikeBlocks",
     "Fold",
     "Folding",
     "Repeat",
     "RepeatMarks",
     "Replay",
+    "create_meta_block",
     "expand_events",
     "fold_plan",
     "fold_stage",
@@ -131,33 +133,36 @@ def fold_plan(plan: NetworkPlan) -> tuple[NetworkPlan, tuple[Fold, ...]]:
     return replace(plan, pathways=(replace(pathway, stages=tuple(stages)),)), tuple(folds)
 
 
-class AlikeBlocks:
-    """A block factory for meta builds: a block alike to one built before is copied.
+# Blocks built for earlier meta builds in this process, by what they are built from (most
+# recently used last): a search's candidates share most of their blocks.
+_TEMPLATES: OrderedDict[tuple[Any, ...], nn.Module] = OrderedDict()
+_TEMPLATE_LIMIT = 512
+_TEMPLATE_LOCK = threading.Lock()
 
-    Copying (:func:`meta_copy`) skips the module constructors, about two thirds of a meta
-    build. Alike is :func:`fold_stage`'s sense: same spec node, widths, strides, grid and
-    position in the spec's period.
+
+def create_meta_block(
+    spec: Any,
+    *,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: tuple[int, int],
+    index: int,
+    grid: Grid | None = None,
+) -> nn.Module:
+    """:func:`create_block` for meta builds: a copy of the alike block built before, if any.
+
+    Copying (:func:`meta_copy`) skips the module constructors, most of a meta build. Alike
+    is :func:`fold_stage`'s sense: same spec node, widths, strides, grid and position in
+    the spec's period. The block built is kept as a template and never handed out itself.
     """
-
-    def __init__(self) -> None:
-        self._built: dict[tuple[Any, ...], nn.Module] = {}
-
-    def __call__(
-        self,
-        spec: Any,
-        *,
-        dim_in: int,
-        dim_out: int,
-        dim_inner: int | None,
-        stride: tuple[int, int],
-        index: int,
-        grid: Grid | None = None,
-    ) -> nn.Module:
-        key = (spec, dim_in, dim_out, dim_inner, stride, grid, index % spec.period())
-        built = self._built.get(key)
-        if built is not None:
-            return meta_copy(built)
-        module = create_block(
+    key = (spec, dim_in, dim_out, dim_inner, stride, grid, index % spec.period())
+    with _TEMPLATE_LOCK:
+        template = _TEMPLATES.get(key)
+        if template is not None:
+            _TEMPLATES.move_to_end(key)
+    if template is None:
+        template = create_block(
             spec,
             dim_in=dim_in,
             dim_out=dim_out,
@@ -166,8 +171,20 @@ class AlikeBlocks:
             index=index,
             grid=grid,
         )
-        self._built[key] = module
-        return module
+        with _TEMPLATE_LOCK:
+            _TEMPLATES[key] = template
+            while len(_TEMPLATES) > _TEMPLATE_LIMIT:
+                _TEMPLATES.popitem(last=False)
+    # NOTE: a copy only makes meta tensors, device given: the build's function mode
+    # (MetaBuild) has nothing to do there, and would cost a Python call per tensor.
+    with torch._C.DisableTorchFunction():
+        return meta_copy(template)
+
+
+# Mutable containers a module keeps in its __dict__ (hook tables, padding lists): a copy gets
+# its own. NOTE: exact types, tested once per attribute; isinstance against a union costs a
+# third of a copy.
+_CONTAINERS = frozenset((dict, OrderedDict, list, set))
 
 
 def meta_copy(module: nn.Module) -> nn.Module:
@@ -178,7 +195,7 @@ def meta_copy(module: nn.Module) -> nn.Module:
     """
     copy = object.__new__(type(module))
     state = {
-        name: value.copy() if isinstance(value, dict | list | set) else value
+        name: value.copy() if type(value) in _CONTAINERS else value
         for name, value in module.__dict__.items()
     }
     state["_parameters"] = {

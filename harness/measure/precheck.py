@@ -13,9 +13,9 @@ step is simulated on meta tensors (:mod:`harness.measure._meta`). One pass gives
 
 Nothing of the clip's size is ever allocated, so a search can reject candidates over budget
 before building them for real. A stage's run of alike blocks is built and simulated once and
-its events replayed for the copies (:mod:`harness.measure._fold`), and alike blocks are
-copied rather than constructed: X3D-M builds 18 of its 26 blocks and constructs 12, and its
-figures stay those of the full network, byte for byte.
+its events replayed for the copies (:mod:`harness.measure._fold`), and blocks alike to one
+built before in the process are copied rather than constructed: X3D-M builds 18 of its 26
+blocks, and its figures stay those of the full network, byte for byte.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.compiler import build_model, planned_input_shape
-from harness.measure._fold import AlikeBlocks, Folding, unfolded_params
+from harness.measure._fold import Folding, create_meta_block, unfolded_params
 from harness.measure._meta import meta_model, no_gc, simulate_train_step
 from harness.measure._policy import MetaBuild
 from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
@@ -155,7 +155,7 @@ def _simulate(
             size=size,
             classes=classes,
             edit_plan=folding,
-            block_factory=AlikeBlocks(),
+            block_factory=create_meta_block,
         )
     shape = tuple(model.plan.input_shape)
     repeats = folding.repeats(model.stages)

@@ -6,6 +6,7 @@ import itertools
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 import torch
@@ -21,7 +22,13 @@ from harness.measure import (
     example_input,
     precheck,
 )
-from harness.measure._fold import AlikeBlocks, Replay, expand_events, fold_plan, fold_stage
+from harness.measure._fold import (
+    Replay,
+    create_meta_block,
+    expand_events,
+    fold_plan,
+    fold_stage,
+)
 from harness.spec import ModelSpec, load_spec, realise
 from harness.zoo import list_zoo
 
@@ -154,7 +161,7 @@ def test_first_simulation_in_a_process_equals_the_next() -> None:
 
 
 def test_a_meta_copy_shares_no_tensor_and_no_hook_table() -> None:
-    factory = AlikeBlocks()
+    factory = create_meta_block
     spec = realise(load_spec("x3d_xs")).stages[1].block
     settings = dict(dim_in=48, dim_out=48, dim_inner=108, stride=(1, 1), grid=None)
     with torch.device("meta"):
@@ -168,3 +175,20 @@ def test_a_meta_copy_shares_no_tensor_and_no_hook_table() -> None:
     copy.register_forward_pre_hook(lambda *args: None)
     assert not first._forward_pre_hooks
     assert not set(map(id, first.modules())) & set(map(id, copy.modules()))
+
+
+def test_blocks_built_before_are_copied_not_constructed(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = precheck("x3d_xs", frames=4, size=32, batch=2)
+    fold = sys.modules["harness.measure._fold"]
+    built: list[str] = []
+
+    def create_block(spec: Any, **kwargs: Any) -> torch.nn.Module:
+        built.append(spec.type)
+        return harness.compiler.create_block(spec, **kwargs)
+
+    monkeypatch.setattr(fold, "create_block", create_block)
+    assert precheck("x3d_xs", frames=4, size=32, batch=2) == first
+    assert built == []  # every block came from a template
+    monkeypatch.setattr(fold, "_TEMPLATES", type(fold._TEMPLATES)())
+    assert precheck("x3d_xs", frames=4, size=32, batch=2) == first
+    assert built and set(built) == {"x3d"}
