@@ -56,7 +56,7 @@ from harness.measure import (
     measure_train_memory,
     precheck,
 )
-from harness.measure._fold import Folding
+from harness.measure._fold import Folding, create_meta_block
 from harness.measure._policy import MetaBuild
 from harness.search import load_space
 from harness.spec import ModelSpec, load_spec
@@ -188,7 +188,7 @@ def bench_candidates(count: int, *, batch: int, seed: int = 0) -> dict[str, Any]
 
 def _meta_build(spec: ModelSpec) -> None:
     with MetaBuild():
-        harness.build_model(spec, edit_plan=Folding())
+        harness.build_model(spec, edit_plan=Folding(), block_factory=create_meta_block)
 
 
 def bench_memory(name: str, frames: int, size: int, batch: int) -> dict[str, Any]:
@@ -243,7 +243,7 @@ def format_report(figures: dict[str, Any]) -> str:
         "with the pre-checks)",
         f"(of the pre-check, compiling on the meta device takes "
         f"{p['meta_build']['median_ms']:.1f} ms, CPU {p['meta_build']['cpu_median_ms']:.1f}; "
-        "repeated blocks are built once)",
+        "repeated blocks are built once, blocks built before are copied)",
         f"training-step peak at batch {p['batch']} (simulated): {p['train_memory_mb']:,.1f} MiB",
         "",
         f"pre-check median {pre['median_ms']:.1f} ms (CPU {pre['cpu_median_ms']:.1f} ms), "
