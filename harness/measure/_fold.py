@@ -64,9 +64,6 @@ __all__ = [
     "meta_copy",
 ]
 
-# Fewer copies left out than this is not worth a fold's bookkeeping.
-_MIN_EXTRA = 1
-
 
 @dataclass(frozen=True)
 class Fold:
@@ -78,17 +75,22 @@ class Fold:
     extra: int  # copies of the group left out of the built stage
 
 
-def _key(block: BlockPlan) -> tuple[Any, ...]:
+def _alike(
+    spec: Any,
+    dim_in: int,
+    dim_out: int,
+    dim_inner: int | None,
+    stride: tuple[int, int],
+    grid: Grid | None,
+    index: int,
+) -> tuple[Any, ...]:
     """What a block is built from: blocks with equal keys are built alike."""
-    return (
-        block.spec,
-        block.dim_in,
-        block.dim_out,
-        block.dim_inner,
-        block.stride,
-        block.grid,
-        block.index % block.spec.period(),
-    )
+    return (spec, dim_in, dim_out, dim_inner, stride, grid, index % spec.period())
+
+
+def _key(block: BlockPlan) -> tuple[Any, ...]:
+    b = block
+    return _alike(b.spec, b.dim_in, b.dim_out, b.dim_inner, b.stride, b.grid, b.index)
 
 
 def fold_stage(blocks: Sequence[BlockPlan]) -> tuple[int, int, int] | None:
@@ -107,7 +109,7 @@ def fold_stage(blocks: Sequence[BlockPlan]) -> tuple[int, int, int] | None:
     while start > 1 and keys[start - 2] == keys[start - 2 + period]:
         start -= 1
     copies = (n - start - 1) // period  # a block must follow the last copy
-    if copies - 1 < _MIN_EXTRA:
+    if copies < 2:  # nothing left out
         return None
     return start, period, copies
 
@@ -156,7 +158,7 @@ def create_meta_block(
     is :func:`fold_stage`'s sense: same spec node, widths, strides, grid and position in
     the spec's period. The block built is kept as a template and never handed out itself.
     """
-    key = (spec, dim_in, dim_out, dim_inner, stride, grid, index % spec.period())
+    key = _alike(spec, dim_in, dim_out, dim_inner, stride, grid, index)
     with _TEMPLATE_LOCK:
         template = _TEMPLATES.get(key)
         if template is not None:
@@ -244,6 +246,10 @@ class Repeat:
     group: Sequence[nn.Module]
     after: nn.Module  # the module that runs right after the group
     extra: int
+
+    def modules(self) -> list[nn.Module]:
+        """The group's blocks and every module under them."""
+        return [s for m in self.group for s in submodules(m)]
 
 
 @dataclass(frozen=True)
@@ -366,7 +372,7 @@ class RepeatMarks(contextlib.AbstractContextManager["RepeatMarks"]):
         """``trace`` with the parameters, state and arithmetic of the copies added."""
         first, last = self.forward
         extra = self.repeat.extra
-        params, buffers = module_tensors([s for m in self.repeat.group for s in submodules(m)])
+        params, buffers = module_tensors(self.repeat.modules())
         macs = Counter(trace.macs)
         for name, count in (last.macs - first.macs).items():
             macs[name] += extra * count
@@ -384,7 +390,4 @@ class RepeatMarks(contextlib.AbstractContextManager["RepeatMarks"]):
 
 def unfolded_params(repeats: Sequence[Repeat], *, norm: bool = True) -> int:
     """Parameters the copies of ``repeats`` left out of a folded build would add."""
-    return sum(
-        r.extra * count_module_params([s for m in r.group for s in submodules(m)], norm=norm)
-        for r in repeats
-    )
+    return sum(r.extra * count_module_params(r.modules(), norm=norm) for r in repeats)
