@@ -365,11 +365,14 @@ class StepTrace:
     optimizer_peak: int
     macs: dict[str, int]  # forward multiply-adds by operator, whole batch
     activations: int  # fvcore's activations, whole batch
+    grads_held: bool = False  # the gradients exist before the step (gradient accumulation)
 
     @property
     def peak_bytes(self) -> int:
         """Most bytes held at once: what exists before the step plus its highest phase."""
         before = self.param_bytes + self.buffer_bytes + self.input_bytes + self.optimizer_bytes
+        if self.grads_held:
+            before += self.grad_bytes
         return before + max(self.forward_peak, self.backward_peak, self.optimizer_peak)
 
 
@@ -435,6 +438,7 @@ def simulate_train_step(
     optimizer: str,
     repeats: Sequence[Repeat] = (),
     check_rules: bool = False,
+    grad_accum: int = 1,
 ) -> StepTrace:
     """One training step of ``meta`` at ``batch``, as ``device_type`` would run it.
 
@@ -446,11 +450,19 @@ def simulate_train_step(
     Args:
         repeats: groups of ``meta`` that the network being costed runs more often than
             ``meta`` does (:mod:`harness.measure._fold`); the figures are the network's.
+        grad_accum: micro-batches per update. Above 1 the step simulated is a later
+            micro-batch, the most expensive one: the gradients of the earlier ones are held
+            through its forward pass, and its backward adds to them in place.
     """
     x, y = _inputs(input_shape, batch)
     opt = _InPlaceStep(meta.params)
     sim = Simulator(check_rules=check_rules)
-    sim.adopt([*meta.params, *meta.buffers, x, y])
+    accumulate = grad_accum > 1
+    if accumulate:
+        for p in meta.params:
+            if p.requires_grad:
+                p.grad = torch.empty_like(p)
+    sim.adopt([*meta.params, *meta.buffers, x, y, *(p.grad for p in meta.params)])
     scores: list[int] = []  # bytes of the model's output
 
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -468,7 +480,7 @@ def simulate_train_step(
         with sim:
             sim.counting = True
             amp = DevicePolicy(device_type, PRECISIONS[precision])
-            train_step(forward, opt, x, y, amp=amp, on_phase=on_phase)
+            train_step(forward, opt, x, y, amp=amp, on_phase=on_phase, zero_grad=not accumulate)
     phases = sim.replay([r for m in marks for r in m.replays()])
     state = optimizer_state_like(optimizer, meta.params)
     trace = StepTrace(
@@ -484,6 +496,7 @@ def simulate_train_step(
         optimizer_peak=phases["optimizer"].peak,
         macs=dict(sim.macs),
         activations=sim.activations,
+        grads_held=accumulate,
     )
     for m in marks:
         trace = m.unfold(trace, optimizer)

@@ -38,6 +38,7 @@ __all__ = [
     "Stepper",
     "autocast",
     "check_batch",
+    "check_grad_accum",
     "create_optimizer",
     "example_batch",
     "get_device",
@@ -126,6 +127,15 @@ def check_batch(batch: int, *, path: KeyPath = ("batch",), file: str | None = No
     return batch
 
 
+def check_grad_accum(
+    grad_accum: int, *, path: KeyPath = ("grad_accum",), file: str | None = None
+) -> int:
+    """``grad_accum`` (micro-batches per update) if it is a positive integer; else SpecError."""
+    if isinstance(grad_accum, bool) or not isinstance(grad_accum, int) or grad_accum < 1:
+        raise _error(f"grad_accum must be a positive integer, got {grad_accum!r}", path, file)
+    return grad_accum
+
+
 def get_device(
     name: str | torch.device,
     *,
@@ -185,6 +195,7 @@ def train_step(
     *,
     amp: contextlib.AbstractContextManager[Any] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    zero_grad: bool = True,
 ) -> None:
     """One step: zero the gradients (to None), forward, cross-entropy, backward, update.
 
@@ -192,8 +203,11 @@ def train_step(
         amp: context of the forward pass (autocast), if any.
         on_phase: called with ``"model"`` (the model's forward), ``"forward"`` (the loss),
             ``"backward"`` and ``"optimizer"`` as each ends.
+        zero_grad: False for a micro-batch of gradient accumulation, whose backward adds to
+            the gradients the earlier micro-batches left.
     """
-    optimizer.zero_grad(set_to_none=True)
+    if zero_grad:
+        optimizer.zero_grad(set_to_none=True)
     with amp if amp is not None else contextlib.nullcontext():
         scores = model(x)
     if on_phase is not None:

@@ -47,6 +47,7 @@ from harness.measure._runtime import (
     OPTIMIZERS,
     autocast,
     check_batch,
+    check_grad_accum,
     create_optimizer,
     example_batch,
     get_device,
@@ -89,6 +90,7 @@ class TrainMemory:
     optimizer: str  # a name in OPTIMIZERS
     method: str  # cuda_peak_allocated | profiler_cpu_peak | meta_simulation
     oom: bool = False  # the step ran out of device memory (over any budget)
+    grad_accum: int = 1  # micro-batches per update; above 1, a later micro-batch's peak
 
     @property
     def peak_mb(self) -> float | None:
@@ -110,6 +112,7 @@ class TrainMemory:
         device: str,
         precision: str,
         optimizer: str,
+        grad_accum: int = 1,
     ) -> TrainMemory:
         """The figures of a simulated step (``meta_simulation``)."""
         return cls(
@@ -126,6 +129,7 @@ class TrainMemory:
             precision=precision,
             optimizer=optimizer,
             method="meta_simulation",
+            grad_accum=grad_accum,
         )
 
 
@@ -181,18 +185,25 @@ def estimate_train_memory(
     device: str = "cpu",
     precision: str = "fp32",
     optimizer: str = "sgd",
+    grad_accum: int = 1,
 ) -> TrainMemory:
     """Simulate one training step on meta tensors, as ``device`` would run it.
 
     ``device`` is the target being simulated; it need not exist on this machine.
-    ``model`` is not changed (its weights are not touched, nor copied).
+    ``model`` is not changed (its weights are not touched, nor copied). With
+    ``grad_accum`` above 1, the step is a later micro-batch of gradient accumulation (the
+    gradients of the earlier ones are held through it).
     """
     dev = _check(batch, device, precision, optimizer, present=False)
+    check_grad_accum(grad_accum)
     with meta_model(model) as meta, no_gc():
         trace = simulate_train_step(
-            meta, input_shape, batch, device_type=dev.type, precision=precision, optimizer=optimizer
-        )
-    return TrainMemory.simulated(trace, input_shape, batch, dev.type, precision, optimizer)
+            meta, input_shape, batch, device_type=dev.type, precision=precision,
+            optimizer=optimizer, grad_accum=grad_accum,
+        )  # fmt: skip
+    return TrainMemory.simulated(
+        trace, input_shape, batch, dev.type, precision, optimizer, grad_accum
+    )
 
 
 def estimate_inference_memory(
@@ -265,21 +276,32 @@ def _forward(device: torch.device, precision: str, saved: SavedTensors) -> Itera
 
 
 def _cpu_step(
-    net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, amp: Any
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: Any,
+    zero_grad: bool,
 ) -> int:
-    held = storage_bytes([*net.parameters(), *net.buffers(), *optimizer_state(opt), x, y])
+    grads = [p.grad for p in net.parameters()]
+    held = storage_bytes([*net.parameters(), *net.buffers(), *optimizer_state(opt), x, y, *grads])
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        train_step(net, opt, x, y, amp=amp)
+        train_step(net, opt, x, y, amp=amp, zero_grad=zero_grad)
     return held + _replay_peak(prof)
 
 
 def _cuda_step(
-    net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, amp: Any
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp: Any,
+    zero_grad: bool,
 ) -> int:
     device = x.device
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
-    train_step(net, opt, x, y, amp=amp)
+    train_step(net, opt, x, y, amp=amp, zero_grad=zero_grad)
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device)
 
@@ -292,13 +314,17 @@ def measure_train_memory(
     device: str = "cpu",
     precision: str = "fp32",
     optimizer: str = "sgd",
+    grad_accum: int = 1,
 ) -> TrainMemory:
     """Run two real training steps on ``device`` and measure the peak of the second.
 
     The steps run on a copy of ``model`` (the optimizer changes weights). On CUDA, running
-    out of memory gives a result with ``oom=True`` instead of an exception.
+    out of memory gives a result with ``oom=True`` instead of an exception. With
+    ``grad_accum`` above 1, the second step is a micro-batch that adds to the gradients
+    the first left.
     """
     dev = _check(batch, device, precision, optimizer, present=True)
+    check_grad_accum(grad_accum)
     on_cuda = dev.type == "cuda"
     common: dict[str, Any] = dict(
         param_bytes=storage_bytes(model.parameters()),
@@ -309,9 +335,10 @@ def measure_train_memory(
         precision=precision,
         optimizer=optimizer,
         method="cuda_peak_allocated" if on_cuda else "profiler_cpu_peak",
+        grad_accum=grad_accum,
     )
     try:
-        figures = _measured_step(model, input_shape, batch, dev, precision, optimizer)
+        figures = _measured_step(model, input_shape, batch, dev, precision, optimizer, grad_accum)
     except torch.cuda.OutOfMemoryError:
         figures = None  # leaving the handler frees the failed step's tensors
     _release(dev)
@@ -328,15 +355,19 @@ def _measured_step(
     device: torch.device,
     precision: str,
     optimizer: str,
+    grad_accum: int = 1,
 ) -> dict[str, Any]:
     on_cuda = device.type == "cuda"
     start = torch.cuda.memory_allocated(device) if on_cuda else 0  # others' tensors
     net, opt, x, y = _prepare(model, input_shape, batch, device, optimizer)
     train_step(net, opt, x, y, amp=autocast(device, precision))  # creates optimizer state
-    opt.zero_grad(set_to_none=True)
+    accumulate = grad_accum > 1
+    if not accumulate:
+        opt.zero_grad(set_to_none=True)
     saved = SavedTensors([*net.parameters(), *net.buffers(), x])
     step = _cuda_step if on_cuda else _cpu_step
-    peak = step(net, opt, x, y, _forward(device, precision, saved)) - start
+    amp = _forward(device, precision, saved)
+    peak = step(net, opt, x, y, amp, not accumulate) - start
     return dict(
         peak_bytes=peak,
         grad_bytes=storage_bytes(p.grad for p in net.parameters()),

@@ -28,7 +28,13 @@ from harness.compiler import build_model, planned_input_shape
 from harness.measure._fold import Folding, create_meta_block, unfolded_params
 from harness.measure._meta import meta_model, no_gc, simulate_train_step
 from harness.measure._policy import MetaBuild
-from harness.measure._runtime import OPTIMIZERS, check_batch, get_device, get_precision
+from harness.measure._runtime import (
+    OPTIMIZERS,
+    check_batch,
+    check_grad_accum,
+    get_device,
+    get_precision,
+)
 from harness.measure.cache import CostCache, CostKey
 from harness.measure.flops import count_module_params
 from harness.measure.memory import TrainMemory
@@ -95,6 +101,7 @@ def precheck(
     device: str = "cpu",
     precision: str = "fp32",
     optimizer: str = "sgd",
+    grad_accum: int = 1,
     cache: CostCache | None = None,
 ) -> Precheck:
     """FLOPs, parameters and training-step memory of ``spec``, in milliseconds.
@@ -106,12 +113,15 @@ def precheck(
         device: the device whose training step is simulated; it need not be present.
         precision: fp32, or bf16/fp16 autocast.
         optimizer: a name in ``harness.measure.OPTIMIZERS``.
+        grad_accum: micro-batches per update (memory only: above 1, the peak of a later
+            micro-batch, which holds the gradients of the earlier ones).
         cache: where to look the result up first, and store it.
 
     Raises:
         SpecError: for a spec that cannot be built or an unknown setting.
     """
     check_batch(batch)
+    check_grad_accum(grad_accum)
     target = get_device(device, present=False).type
     get_precision(precision)
     OPTIMIZERS.get(optimizer)
@@ -121,14 +131,14 @@ def precheck(
         planned = planned_input_shape(loaded, frames=frames, size=size)
         if planned is not None:
             key = _key(loaded, planned, classes or loaded.classes, batch, target, precision,
-                       optimizer)  # fmt: skip
+                       optimizer, grad_accum)  # fmt: skip
             stored = cache.get(key)
             if stored is not None:
                 return Precheck.from_json(stored)
     with no_gc():  # the model is freed (by reference counts) before collection resumes
         result = _simulate(
             loaded, frames, size, classes, batch=batch, device=target, precision=precision,
-            optimizer=optimizer,
+            optimizer=optimizer, grad_accum=grad_accum,
         )  # fmt: skip
     if cache is not None and key is not None:
         cache.put(key, result.to_json())
@@ -145,6 +155,7 @@ def _simulate(
     device: str,
     precision: str,
     optimizer: str,
+    grad_accum: int,
 ) -> Precheck:
     """Build ``spec`` on the meta device, its repeated blocks once, and simulate a step."""
     folding = Folding()
@@ -168,6 +179,7 @@ def _simulate(
             precision=precision,
             optimizer=optimizer,
             repeats=repeats,
+            grad_accum=grad_accum,
         )
     flops, rest = divmod(sum(trace.macs.values()), batch)
     assert rest == 0, "multiply-adds grow linearly with the batch"
@@ -180,7 +192,9 @@ def _simulate(
         + unfolded_params(repeats, norm=False),
         flops=flops,
         activations=trace.activations // batch,
-        train_memory=TrainMemory.simulated(trace, shape, batch, device, precision, optimizer),
+        train_memory=TrainMemory.simulated(
+            trace, shape, batch, device, precision, optimizer, grad_accum
+        ),
     )
 
 
@@ -192,6 +206,7 @@ def _key(
     device: str,
     precision: str,
     optimizer: str,
+    grad_accum: int,
 ) -> CostKey:
     return CostKey.of(
         spec_hash(spec),
@@ -202,4 +217,6 @@ def _key(
         kind="precheck",
         optimizer=optimizer,
         classes=classes,  # not in the spec hash (a runtime field)
+        # NOTE: only where it changes the figure, so that earlier results stay valid
+        **({"grad_accum": grad_accum} if grad_accum > 1 else {}),
     )

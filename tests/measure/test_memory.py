@@ -113,12 +113,35 @@ def test_simulated_inference_by_hand() -> None:
     assert memory.param_bytes == (2 * 16 + 16 * 32 * 3) * 4
 
 
-@pytest.mark.parametrize(("optimizer", "precision"), [("sgd", "fp32"), ("adamw", "bf16")])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_accumulation_holds_the_gradients_through_the_next_micro_batch(optimizer: str) -> None:
+    # A later micro-batch starts with every gradient held; its backward adds to them in
+    # place, each new gradient alive only until it is added.
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(96, 2000, bias=False), nn.ReLU(), nn.Linear(2000, 3, bias=False)
+    )
+    shape = (3, 2, 4, 4)
+    plain = estimate_train_memory(model, shape, batch=1, optimizer=optimizer)
+    simulated = estimate_train_memory(model, shape, batch=1, optimizer=optimizer, grad_accum=2)
+    measured = measure_train_memory(model, shape, batch=1, optimizer=optimizer, grad_accum=2)
+    assert simulated.peak_bytes is not None and measured.peak_bytes is not None
+    assert plain.peak_bytes is not None and simulated.peak_bytes > plain.peak_bytes
+    held = simulated.param_bytes + simulated.optimizer_bytes + simulated.input_bytes
+    first = 96 * 2000 * 4  # the first layer's new weight gradient, before it is added
+    assert simulated.peak_bytes - held - simulated.grad_bytes >= first
+    assert simulated.grad_accum == measured.grad_accum == 2
+    assert 0 <= measured.peak_bytes - simulated.peak_bytes <= 64  # a few CPU scalars
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "precision", "grad_accum"),
+    [("sgd", "fp32", 1), ("adamw", "bf16", 1), ("adamw", "fp32", 3)],
+)
 def test_simulation_keeps_what_a_real_step_keeps(
-    tiny: VideoNet, optimizer: str, precision: str
+    tiny: VideoNet, optimizer: str, precision: str, grad_accum: int
 ) -> None:
     shape = tiny.plan.input_shape
-    kwargs = dict(batch=8, optimizer=optimizer, precision=precision)
+    kwargs = dict(batch=8, optimizer=optimizer, precision=precision, grad_accum=grad_accum)
     measured = measure_train_memory(tiny, shape, **kwargs)  # type: ignore[arg-type]
     simulated = estimate_train_memory(tiny, shape, **kwargs)  # type: ignore[arg-type]
     assert measured.method == "profiler_cpu_peak"
