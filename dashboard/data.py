@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard._metrics import best_under_budget, minimization_points, param_importance
+from harness.costs import COSTS, TRAINED
 from harness.results import STATES, hypervolume, knee_point, load_results, pareto_mask
 
 __all__ = [
@@ -52,12 +53,9 @@ __all__ = [
 ]
 
 ACCURACY_COLUMNS = {"top1": "top-1", "top5": "top-5", "mean_class_acc": "mean class accuracy"}
-COST_COLUMNS = {
-    "gflops": "GFLOPs",
-    "gflops_all": "GFLOPs (incl. norm/pool)",
-    "params": "parameters",
-    "train_memory_mb": "train memory (MB)",
-    "latency_ms": "latency (ms)",
+# The cost room's table (harness.costs): the deployed network's costs, then the trained ones.
+COST_COLUMNS = {name: cost.label for name, cost in COSTS.items()} | {
+    f"{TRAINED}{name}": f"{cost.label}, as trained" for name, cost in COSTS.items()
 }
 _TEXT = [
     "study",

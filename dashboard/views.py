@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import data
+from harness.costs import TRAINED
 
 __all__ = [
     "ExpansionInfo",
@@ -256,6 +257,21 @@ _COST_METHODS = {
 }
 
 
+def _cost_rows(row: pd.Series) -> list[tuple[str, object, object, object]]:
+    """(cost, value, input, method) of the deployed network, then of the trained one."""
+    out = []
+    for prefix in ("", TRAINED):
+        if prefix and pd.isna(row.get(f"{TRAINED}gflops")):
+            continue  # a row from before the trained costs were recorded
+        for cost, method in _COST_METHODS.items():
+            name = f"{prefix}{cost}"
+            how = row.get(f"{prefix}{method}") if method else "counted"
+            out.append(
+                (data.COST_COLUMNS[name], row.get(name), row.get(f"{prefix}input_shape"), how)
+            )
+    return out
+
+
 def get_trial_detail(df: pd.DataFrame, *, study: str, trial: int) -> TrialDetail | None:
     """The detail of trial ``trial`` of ``study``, or ``None`` if it is not in ``df``."""
     match = df[(df["study"] == study) & (df["trial"] == trial)]
@@ -263,13 +279,7 @@ def get_trial_detail(df: pd.DataFrame, *, study: str, trial: int) -> TrialDetail
         return None
     row = match.iloc[-1]
     notes = []
-    costs = pd.DataFrame(
-        [
-            (data.COST_COLUMNS[c], row[c], row[m] if m else "counted")
-            for c, m in _COST_METHODS.items()
-        ],
-        columns=["cost", "value", "method"],
-    )
+    costs = pd.DataFrame(_cost_rows(row), columns=["cost", "value", "input", "method"])
     tables = {}
     for column in ("stages", "history"):
         (parsed,) = data.parse_json_column([row[column]])

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.costs import COSTS
 from harness.errors import SpecError
 from harness.zoo import list_zoo
 
@@ -91,7 +92,7 @@ def _print_report(report: ModelReport) -> None:
     table.add_row("total", "", f"{report.params:,}", f"{report.gflops:.3f}")
     console.print(table)
     console.print(f"params without norm layers: {report.params_no_norm:,}")
-    console.print(f"GFLOPs incl. norm and pooling (gflops_all): {report.gflops_all:.3f}")
+    console.print(f"{COSTS['gflops_all'].label} (gflops_all): {report.gflops_all:.3f}")
     unsupported = report.unsupported_ops or "none"
     console.print(f"uncounted operators: {unsupported}")
     _print_costs(report)

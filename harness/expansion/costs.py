@@ -1,40 +1,32 @@
-"""What an expansion can hold to a target, and how each cost of a candidate is obtained.
+"""What an expansion can hold to a target, and how hard the solver works on each cost.
 
-    gflops           pre-check (meta device): multiply-adds of one clip, 1 MAC = 1 FLOP
-    params           pre-check: every parameter
-    train_memory_mb  pre-check: peak MiB of one simulated SGD step at the expansion's batch
-    latency_ms       timed: median of inference at batch 1 (:func:`harness.measure.
-                     measure_latency`), on the CPU with a fixed thread count by default
-
-The three pre-check costs are exact and deterministic, cached in the process by spec hash.
-Latency is measured, so it is noisy and slow: every timing is stored in the cost cache
-(:class:`harness.measure.CostCache`, keyed by spec hash, clip shape, batch, device,
-precision, machine and the timing settings), so that a candidate is timed once, and a
-re-run of an expansion (a resume) sees the same figures and proposes the same candidates.
-:data:`SOLVER_BUDGETS` gives the factor solver few evaluations and a tolerance for it.
+The costs themselves come from the cost room (:mod:`harness.costs`): any deployed cost of
+its table (``gflops``, ``gflops_all``, ``params``, ``train_memory_mb``, ``latency_ms``),
+measured under one :class:`~harness.costs.CostRequest` built from the training step the
+candidates run (:func:`expansion_request`), so ``train_memory_mb`` is that step's peak.
+The pre-check costs are exact and deterministic; a latency is timed once per candidate and
+machine and cached, so a re-run of an expansion (a resume) proposes the same candidates.
+:data:`SOLVER_BUDGETS` gives the factor solver few evaluations and a tolerance for timings.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from harness.compiler import build_model
+from harness.costs import COSTS, CostRequest, LatencyTiming, measure_costs
 from harness.errors import SpecError
-from harness.measure import CostCache, CostKey, Latency, Precheck, measure_latency, precheck
+from harness.measure import CostCache
 from harness.spec import ModelSpec
 
-__all__ = ["COSTS", "SOLVER_BUDGETS", "LatencyTiming", "SolverBudget", "get_cost", "measure"]
-
-# name -> unit, as the tables and messages print it
-COSTS: dict[str, str] = {
-    "gflops": "GFLOPs (multiply-adds, conv/linear/matmul)",
-    "params": "parameters",
-    "train_memory_mb": "MiB peak training-step memory",
-    "latency_ms": "ms median inference latency at batch 1",
-}
+__all__ = [
+    "COSTS",
+    "SOLVER_BUDGETS",
+    "LatencyTiming",
+    "SolverBudget",
+    "expansion_request",
+    "get_cost",
+    "measure",
+]
 
 
 @dataclass(frozen=True)
@@ -55,18 +47,8 @@ SOLVER_BUDGETS: dict[str, SolverBudget] = {
 EXACT = SolverBudget(refine=30, rtol=0.0)
 
 
-@dataclass(frozen=True)
-class LatencyTiming:
-    """How ``latency_ms`` is timed (see :func:`harness.measure.measure_latency`)."""
-
-    device: str = "cpu"  # cpu | cuda
-    threads: int = 1  # CPU threads while timing, fixed so that candidates compare
-    warmup: int = 3  # untimed calls first
-    repeats: int = 15  # timed calls; the cost is their median
-
-
 def get_cost(name: str, *, option: str = "--cost") -> str:
-    """``name`` if it is a cost in :data:`COSTS`; else SpecError listing them."""
+    """``name`` if it is a deployed cost of :data:`harness.costs.COSTS`; else SpecError."""
     if name not in COSTS:
         raise SpecError(
             f"unknown cost '{name}'; known: {', '.join(COSTS)}",
@@ -76,78 +58,26 @@ def get_cost(name: str, *, option: str = "--cost") -> str:
     return name
 
 
-_FROM_PRECHECK: dict[str, Callable[[Precheck], float]] = {
-    "gflops": lambda p: p.gflops,
-    "params": lambda p: float(p.params),
-    # NOTE: a simulated step never runs out of memory; None comes from a measured OOM.
-    "train_memory_mb": lambda p: (
-        float("inf") if p.train_memory.peak_mb is None else p.train_memory.peak_mb
-    ),
-}
+def expansion_request(
+    *, batch: int, classes: int | None = None, timing: LatencyTiming | None = None
+) -> CostRequest:
+    """The cost request of an expansion whose candidates train at ``batch`` clips a step
+    with the default recipe (:class:`harness.train.TrainConfig`)."""
+    from harness.train.config import TrainConfig
 
-# Pre-checks by (spec hash, classes, batch), shared by every expansion of the process.
-_PRECHECKS: dict[tuple[str, int | None, int], Precheck] = {}
-_PRECHECK_CACHE_SIZE = 4096
-
-
-def _precheck(spec: ModelSpec, digest: str, classes: int | None, batch: int) -> Precheck:
-    key = (digest, classes, batch)
-    found = _PRECHECKS.get(key)
-    if found is None:
-        found = _PRECHECKS[key] = precheck(spec, classes=classes, batch=batch)
-        while len(_PRECHECKS) > _PRECHECK_CACHE_SIZE:
-            _PRECHECKS.pop(next(iter(_PRECHECKS)))
-    return found
-
-
-def _machine(device: str) -> str:
-    """What a timing depends on besides the network: the GPU model, or the host."""
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus"
-
-
-def _latency(
-    spec: ModelSpec, digest: str, classes: int | None, timing: LatencyTiming, cache: CostCache
-) -> float:
-    model = build_model(spec, classes=classes)
-    shape = tuple(model.plan.input_shape)
-    options = asdict(timing)
-    device = options.pop("device")
-    key = CostKey.of(
-        digest, shape, batch=1, device=device, precision="fp32", kind="latency",
-        machine=_machine(device), backward=False, classes=classes or spec.classes, **options,
-    )  # fmt: skip
-    result = cache.get_or_compute(
-        key,
-        lambda: measure_latency(model, shape, device=device, backward=False, **options),
-        Latency.from_json,
-    )
-    if result.median_ms is None:  # out of memory on the GPU: over any latency budget
-        return float("inf")
-    return result.median_ms
+    config = TrainConfig(batch_size=batch, num_workers=0)
+    return CostRequest.for_training(config, classes=classes, timing=timing)
 
 
 def measure(
     name: str,
     spec: ModelSpec,
-    digest: str,
+    request: CostRequest,
     *,
-    classes: int | None = None,
-    batch: int = 1,
-    timing: LatencyTiming | None = None,
     cache: CostCache | None = None,
 ) -> float:
-    """The cost ``name`` of ``spec`` (whose hash is ``digest``), in the unit of COSTS.
-
-    Args:
-        classes: classes the head is built for (default: the spec's).
-        batch: clips per training step, for ``train_memory_mb``.
-        timing: how ``latency_ms`` is timed (default: :class:`LatencyTiming`).
-        cache: where timings are stored (default: ``CostCache()``, see harness.measure).
-    """
-    if name == "latency_ms":
-        return _latency(spec, digest, classes, timing or LatencyTiming(), cache or CostCache())
-    return _FROM_PRECHECK[name](_precheck(spec, digest, classes, batch))
+    """The cost ``name`` of ``spec`` under ``request``, in the unit of :data:`COSTS`."""
+    row = measure_costs(spec, request, [name], cache=cache)
+    value = row.get(name)
+    assert value is not None, "measure_costs measures what it is asked for"
+    return float(value)

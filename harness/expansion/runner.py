@@ -272,7 +272,7 @@ def _check(config: ExpansionConfig, base: Step, model: CostModel) -> None:
     if config.target <= base.cost:
         raise _cli_error(
             f"target {config.target:g} is not above the cost of the base spec "
-            f"'{model.spec.name}' ({base.cost:.6g} {COSTS[config.cost]})",
+            f"'{model.spec.name}' ({base.cost:.6g} {COSTS[config.cost].unit})",
             option,
         )
     if config.max_span is not None and config.max_span < 1:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.expansion.axes import FACTOR_LIMIT, Axis, key_value
-from harness.expansion.costs import LatencyTiming, get_cost, measure
+from harness.expansion.costs import LatencyTiming, expansion_request, get_cost, measure
 from harness.measure import CostCache
 from harness.spec import Document, ModelSpec, realise, spec_hash
 from harness.spec.load import load_document, spec_from_document
@@ -61,7 +61,8 @@ class CostModel:
         cost: the cost a step multiplies by its ratio (a name in
             :data:`harness.expansion.costs.COSTS`); :meth:`cost` gives any other on request.
         classes: classes the head is built for (default: the spec's).
-        batch: clips per training step, for ``train_memory_mb``.
+        batch: clips per training step, for ``train_memory_mb`` (the step of the default
+            training recipe, as the candidates train: see ``expansion_request``).
         timing: how ``latency_ms`` is timed.
         cache: where timings are stored (default: ``CostCache()``).
     """
@@ -81,9 +82,7 @@ class CostModel:
         self.doc = load_document(base)
         self.spec = spec_from_document(self.doc)
         self.axes = {axis.name: axis for axis in axes}
-        self.classes = classes
-        self.batch = batch
-        self.timing = timing
+        self.request = expansion_request(batch=batch, classes=classes, timing=timing)
         self.cache = cache
         dumped = self.spec.model_dump(mode="json")
         self.keys = list(dict.fromkeys(k for axis in axes for k in axis.keys))
@@ -120,10 +119,7 @@ class CostModel:
     def cost(self, state: State, name: str | None = None) -> float:
         """The cost ``name`` (default: the model's) of the candidate at ``state``."""
         cand = self.candidate(state)
-        return measure(
-            name or self.cost_name, cand.spec, cand.spec_hash, classes=self.classes,
-            batch=self.batch, timing=self.timing, cache=self.cache,
-        )  # fmt: skip
+        return measure(name or self.cost_name, cand.spec, self.request, cache=self.cache)
 
     def span(self, state: State) -> int:
         """Source frames the candidate's clip covers: frames x sampling stride."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.costs import COSTS, TRAINED
+
 __all__ = [
     "COLUMNS",
     "STATES",
@@ -47,6 +49,7 @@ COLUMNS: dict[str, str] = {
     "gflops_method": "string",
     "memory_method": "string",
     "latency_method": "string",
+    "input_shape": "string",  # C x T x H x W the costs above were measured at (the spec's)
     "top1": "Float64",  # fraction in [0, 1]
     "top5": "Float64",
     "mean_class_acc": "Float64",
@@ -77,6 +80,12 @@ COLUMNS: dict[str, str] = {
     "axis": "string",
     "parent": "string",
     "kept": "boolean",
+    # The same costs of the network as trained, at the fidelity's clip (harness.costs).
+    **{f"{TRAINED}{name}": "Int64" if name == "params" else "Float64" for name in COSTS},
+    **{
+        f"{TRAINED}{column}": "string"
+        for column in ("gflops_method", "memory_method", "latency_method", "input_shape")
+    },
 }
 
 

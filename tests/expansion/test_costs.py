@@ -34,10 +34,12 @@ def test_exact_costs_step_by_the_ratio(cost: str, order: tuple[str, ...]) -> Non
     assert result.final.cost == pytest.approx(target, rel=0.1)
 
 
-def test_train_memory_is_taken_at_the_batch() -> None:
+def test_train_memory_is_that_of_the_step_the_candidates_train() -> None:
+    # The candidates train with the default recipe (AdamW) at the expansion's batch.
     config = ExpansionConfig(target=1e9, cost="train_memory_mb", order=("size",), batch=4)
     model = CostModel(TINY, [], cost="train_memory_mb", batch=config.batch)
-    assert model.cost({}) == precheck(TINY, batch=4).train_memory.peak_mb
+    assert model.cost({}) == precheck(TINY, batch=4, optimizer="adamw").train_memory.peak_mb
+    assert model.cost({}) > precheck(TINY, batch=4, optimizer="sgd").train_memory.peak_mb
     assert model.cost({}) < CostModel(TINY, [], cost="train_memory_mb", batch=16).cost({})
 
 

@@ -98,7 +98,10 @@ def test_dry_run_reproduces_x3d_family(name: str) -> None:
         (["--order", "frame_rate"], "step 1: axis 'frame_rate' cannot grow: clip.stride is 1"),
         (["--order", "frames", "--max-frames", "1"], "axis 'frames' cannot grow: the clip span"),
         (["--order", "frames"], "--order: after 1 steps the cost is"),
-        (["--cost", "flops"], "--cost: unknown cost 'flops'; known: gflops, params, train_memory"),
+        (
+            ["--cost", "flops"],
+            "--cost: unknown cost 'flops'; known: gflops, gflops_all, params, train_memory",
+        ),
         (["--target-params", "1e6"], "give exactly one of --target-gflops, --target-params"),
         (["--latency-threads", "0"], "--latency-threads: must be at least 1, got 0"),
     ],
