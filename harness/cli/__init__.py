@@ -14,7 +14,7 @@ import typer
 # and the like inside the functions that use them: help then takes a fraction of a second
 # instead of seconds (tests/cli/test_lazy_imports.py holds that line).
 import harness.cli._data  # noqa: F401  (registers `harness data` on import)
-from harness.cli import _dashboard, _expand, _models, _search, _train
+from harness.cli import _dashboard, _expand, _models, _search, _storage, _train
 from harness.cli._app import app
 from harness.errors import HarnessError
 
@@ -25,6 +25,7 @@ _train.register(app)
 _dashboard.register(app)
 _search.register(app)
 _expand.register(app)
+_storage.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except HarnessError as exc:
         sys.stderr.write(f"harness: {exc}\n")
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
