@@ -3,6 +3,7 @@
     python benchmarks/bench_search.py overhead [--trials 6] [--threads N]
     python benchmarks/bench_search.py efficiency [--trials 20] [--seeds 3] [--sampler tpe]
                                                  [--sampler-option KEY=VALUE] [--threads N]
+    python benchmarks/bench_search.py resume [--trials 20] [--chunk 4] [--seeds 3]
 
 overhead: runs search_spaces/demo.yaml (or --space) and prints, over trained trials, the
 share of each trial's wall time spent outside training and evaluation (goal: < 2%).
@@ -20,6 +21,13 @@ a quarter of random draws. Its data is a two-class synthetic task (move right / 
 plain background) that a network with temporal kernels learns in three short epochs
 (tiny_r2plus1d: 0.98 top-1) and a 2D network cannot (0.5), so accuracy is measurable at
 this fidelity. Every trained trial takes seconds; the whole run about 4 minutes on 2 cores.
+
+resume: the same space and reference point; per seed, one study of N trials in one run and
+one grown in chunks (N / chunk resumes of ``run_search``, each a fresh sampler as a new
+command would have), and the ratio of the medians of their hypervolumes (goal: >= 0.95),
+with the distinct candidates of each. It also times the pre-trial checks
+(:func:`harness.search.check_space`: every value realised, the data read, the feasibility
+scan), once cold and once with the cost cache warm, and puts them per trial of a chunk.
 
 NOTE: on a CPU shared with other jobs, ``--threads 1`` is much faster than torch's
 default of one thread per core (oversubscribed threads spin on each other).
@@ -195,6 +203,68 @@ def efficiency(args: argparse.Namespace) -> list[Row]:
     ]
 
 
+def resume(args: argparse.Namespace) -> list[Row]:
+    from harness.search import check_space
+
+    whole, grown, checks = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        space = _efficiency_space(args, root)
+        reference = (0.0, float(space.budgets["gflops"]))
+        for attempt in ("cold", "warm"):
+            start = time.perf_counter()
+            check_space(space)
+            checks.append(time.perf_counter() - start)
+            print(f"pre-trial checks ({attempt} cost cache): {checks[-1]:.2f} s", flush=True)
+        durations: list[float] = []
+        for seed in range(args.seeds):
+            one = _run(space, args.trials, "tpe", seed, root)
+            chunks = space.model_copy(update={"name": f"{space.name}-chunks"})
+            for trials in range(args.chunk, args.trials + 1, args.chunk):
+                part = run_search(
+                    chunks, trials=trials, seed=seed, results_dir=root, check=False,
+                    study=f"{chunks.name}-{seed}",
+                )  # fmt: skip
+            (hv_one, n_one), (hv_grown, n_grown) = _hv(one, reference), _hv(part, reference)
+            whole.append(hv_one)
+            grown.append(hv_grown)
+            trained = one.table[one.table["train_seconds"] > 0]
+            durations += trained["duration_seconds"].astype(float).tolist()
+            print(
+                f"seed {seed}: one run {hv_one:.5f} ({one.table['spec_hash'].nunique()} distinct,"
+                f" {n_one} feasible)  grown {args.trials // args.chunk}x{args.chunk} "
+                f"{hv_grown:.5f} ({part.table['spec_hash'].nunique()} distinct, "
+                f"{n_grown} feasible)",
+                flush=True,
+            )
+    ratio = statistics.median(grown) / max(statistics.median(whole), 1e-12)
+    per_trial = checks[1] / args.chunk
+    trial = statistics.median(durations) if durations else float("nan")
+    print(f"hypervolume grown / one run, median of {args.seeds} seeds: "
+          f"{statistics.median(grown):.5f} / {statistics.median(whole):.5f} = {ratio:.3f} "
+          "(goal >= 0.95)")  # fmt: skip
+    print(f"pre-trial checks per trial of a {args.chunk}-trial chunk: {per_trial:.2f} s "
+          f"(warm cache), {per_trial / trial:.1%} of a median trained trial "
+          f"({trial:.1f} s)")  # fmt: skip
+    return [
+        [
+            f"search hypervolume, {args.trials} trials grown as {args.trials // args.chunk}x"
+            f"{args.chunk} resumes / one run, median of {args.seeds} seeds",
+            f"{ratio:.3f} ({statistics.median(grown):.4f} / {statistics.median(whole):.4f})",
+            ">= 0.95",
+            ratio >= 0.95,
+        ],
+        [
+            f"pre-trial checks (space check + feasibility scan), per trial of a "
+            f"{args.chunk}-trial chunk",
+            f"{per_trial:.2f} s warm, {checks[0] / args.chunk:.2f} s cold "
+            f"({per_trial / trial:.1%} of a trained trial)",
+            "",
+            None,
+        ],
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -212,7 +282,12 @@ def main() -> None:
     e.add_argument("--space", default=None, help="a space file (default: EFFICIENCY_SPACE)")
     e.add_argument("--reference-gflops", type=float, default=None,
                    help="GFLOPs of the reference point (default: the space's budget)")  # fmt: skip
-    for p in (o, e):
+    r = sub.add_parser("resume")
+    r.add_argument("--trials", type=int, default=20)
+    r.add_argument("--chunk", type=int, default=4)
+    r.add_argument("--seeds", type=int, default=3)
+    r.set_defaults(space=None, sampler_option=None)
+    for p in (o, e, r):
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
         p.add_argument("--json", action="store_true", help="end with the figures as JSON")
     args = parser.parse_args()
@@ -220,7 +295,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    rows = {"overhead": overhead, "efficiency": efficiency}[args.what](args)
+    rows = {"overhead": overhead, "efficiency": efficiency, "resume": resume}[args.what](args)
     if args.json:
         print(json.dumps({"rows": rows}))
 

@@ -173,6 +173,12 @@ BENCHES = (
         ("--seeds", "1"),
         _generic,
     ),
+    Bench(
+        "search_resume",
+        ("bench_search.py", "resume", "--threads", "1", "--json"),
+        ("--seeds", "1"),
+        _generic,
+    ),
     Bench("expansion", ("bench_expansion.py", "--json"), (), _generic),
     Bench(
         "expansion_real",

@@ -8,14 +8,30 @@ status 2; no traceback reaches the user.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HarnessError", "Location", "SpecError", "format_key_path"]
+__all__ = ["HarnessError", "Interrupted", "Location", "SpecError", "format_key_path", "warn"]
 
 
 class HarnessError(Exception):
     """Base class of every error harness raises on purpose."""
+
+    exit_code = 2  # the command line's exit status for it
+
+
+class Interrupted(HarnessError):
+    """Work stopped by SIGINT or SIGTERM, with what was kept and how to go on (exit 130)."""
+
+    exit_code = 130
+
+
+def warn(message: str) -> None:
+    """One line on stderr, ``harness: warning: ...``: something the user should know that
+    does not stop the work."""
+    sys.stderr.write(f"harness: warning: {_one_line(message)}\n")
+    sys.stderr.flush()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -20,14 +22,29 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from harness.search import SearchResult, SearchSpace
+    from harness.search import SearchResult, SearchSpace, SpaceCheck
 
 __all__ = ["register"]
 
 console = Console(stderr=True)
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 
-Trials = Annotated[int, typer.Option("--trials", help="Finished trials the study should reach.")]
+Trials = Annotated[
+    int | None,
+    typer.Option("--trials", help="Finished trials the study should reach (default 20)."),
+]
+Trained = Annotated[
+    int | None,
+    typer.Option(
+        "--trained",
+        help="Stop once this many trials have trained (over-budget and reused ones do not "
+        "count); with it, --trials only bounds the proposals (default 50 per trained).",
+    ),
+]
+Draws = Annotated[
+    int,
+    typer.Option("--draws", help="Random draws of the feasibility scan (0: no scan)."),
+]
 Timeout = Annotated[
     float | None, typer.Option("--timeout", help="Stop asking for trials after S seconds.")
 ]
@@ -39,7 +56,7 @@ Storage = Annotated[
 Results = Annotated[Path, typer.Option("--results", help="Results directory.")]
 Workers = Annotated[int, typer.Option("--workers", help="Worker processes on this machine.")]
 Sampler = Annotated[
-    str | None, typer.Option("--sampler", help="tpe, nsga2, nsga3, random, grid, gp.")
+    str | None, typer.Option("--sampler", help="tpe, nsga2, nsga3, random, grid or gp.")
 ]
 Seed = Annotated[int | None, typer.Option("--seed", help="Study seed (default: the space's).")]
 Budget = Annotated[
@@ -90,8 +107,9 @@ def _fmt(value: object) -> str:
 class _Display:
     """Progress bar and live Pareto summary, refreshed after each trial."""
 
-    def __init__(self, space: SearchSpace, trials: int) -> None:
+    def __init__(self, space: SearchSpace, total: int, trained: bool) -> None:
         self.space = space
+        self.trained = trained  # the bar counts trials that trained, not every trial
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -100,7 +118,8 @@ class _Display:
             TextColumn("{task.fields[counts]}"),
             console=console,
         )
-        self.task = self.progress.add_task("trials", total=trials, counts="")
+        name = "trained" if trained else "trials"
+        self.task = self.progress.add_task(name, total=total, counts="")
         self.live = Live(Group(self.progress), console=console, refresh_per_second=4)
 
     def update(self, study: optuna.Study) -> None:
@@ -111,6 +130,9 @@ class _Display:
             return
         counts = df["state"].value_counts()
         done = int(sum(counts.get(s, 0) for s in ("complete", "infeasible", "pruned", "failed")))
+        if self.trained:
+            reused = df["reason"].fillna("").str.startswith("duplicate of trial")
+            done = int((df["state"].isin(["complete", "pruned"]) & ~reused).sum())
         text = "  ".join(f"{s} {int(n)}" for s, n in counts.items())
         self.progress.update(self.task, completed=done, counts=text)
         self.show(df)
@@ -121,11 +143,13 @@ class _Display:
 
 
 def _summary(result: SearchResult, seconds: float) -> None:
+    n = result.interrupted()
+    interrupted = f", {n} interrupted (run again)" if n else ""
     console.print(
         f"study [bold]{result.study}[/bold]: {result.count('complete')} complete, "
         f"{result.count('infeasible')} infeasible (rejected before training), "
-        f"{result.count('pruned')} pruned, {result.count('failed')} failed "
-        f"in {seconds:.1f} s",
+        f"{result.count('pruned')} pruned, {result.count('failed')} failed"
+        f"{interrupted} in {seconds:.1f} s",
         soft_wrap=True,  # NOTE: a line that names a path must not be wrapped mid-path
     )
     console.print(
@@ -133,10 +157,23 @@ def _summary(result: SearchResult, seconds: float) -> None:
     )
 
 
+def _check(space: SearchSpace, *, sampler: str | None, draws: int) -> SpaceCheck:
+    """Validate the space and scan its feasibility (before any trial)."""
+    from harness.search import check_space
+
+    return check_space(space, sampler=sampler, draws=draws)
+
+
+def _print_check(report: SpaceCheck, out: Console) -> None:
+    for line in report.lines():
+        out.print(line, soft_wrap=True, highlight=False)
+
+
 def _search(
     space: SearchSpace,
     *,
-    trials: int,
+    trials: int | None,
+    trained: int | None,
     timeout: float | None,
     study: str | None,
     storage: str | None,
@@ -144,30 +181,43 @@ def _search(
     workers: int,
     sampler: str | None,
     seed: int | None,
+    draws: int,
     as_json: bool,
 ) -> SearchResult:
+    from harness.errors import Interrupted
     from harness.search import run_search
 
-    if trials < 1:
-        raise _cli_error(f"must be at least 1, got {trials}", "--trials")
-    if workers < 1:
-        raise _cli_error(f"must be at least 1, got {workers}", "--workers")
+    for option, value in (("--trials", trials), ("--trained", trained), ("--workers", workers)):
+        if value is not None and value < 1:
+            raise _cli_error(f"must be at least 1, got {value}", option)
+    if draws < 0:
+        raise _cli_error(f"must be at least 0, got {draws}", "--draws")
+    if trials is None and trained is None:
+        trials = 20
     start = time.perf_counter()
-    display = None if as_json else _Display(space, trials)
+    report = _check(space, sampler=sampler, draws=draws)
+    display = None if as_json else _Display(space, trained or trials or 0, trained is not None)
     kwargs = dict(
-        trials=trials, study=study, storage=storage, results_dir=results,
-        workers=workers, sampler=sampler, seed=seed, timeout=timeout,
+        trials=trials, trained=trained, study=study, storage=storage, results_dir=results,
+        workers=workers, sampler=sampler, seed=seed, timeout=timeout, check=False,
+        on_start=None if as_json else lambda: _print_check(report, console),
     )  # fmt: skip
-    if display is None:
-        result = run_search(space, **kwargs)  # type: ignore[arg-type]
-    else:
-        with display.live:
-            result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
-            display.show(result.table)
-        if not console.is_terminal:
-            console.line()  # NOTE: rich ends a live display's last render with no newline there
-    if as_json:
-        typer.echo(json.dumps(result.to_json()))
+    try:
+        if display is None:
+            result = run_search(space, **kwargs)  # type: ignore[arg-type]
+        else:
+            with display.live:
+                result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
+                display.show(result.table)
+            if not console.is_terminal:
+                console.line()  # NOTE: rich ends a live display's last render with no newline
+    except Interrupted as exc:
+        if display is not None and not console.is_terminal:
+            console.line()
+        command = shlex.join(["harness", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
+        raise Interrupted(f"{exc}; resume it with: {command}") from None
+    if as_json:  # the space check goes into the object, not onto stderr
+        typer.echo(json.dumps({**result.to_json(), "check": report.to_json()}))
     else:
         _summary(result, time.perf_counter() - start)
     return result
@@ -182,7 +232,8 @@ def _quiet_optuna() -> None:
 
 def search_command(
     space_file: Annotated[Path, typer.Argument(metavar="SPACE.yaml", help="A search space.")],
-    trials: Trials = 20,
+    trials: Trials = None,
+    trained: Trained = None,
     timeout: Timeout = None,
     study: Study = None,
     storage: Storage = None,
@@ -191,28 +242,52 @@ def search_command(
     sampler: Sampler = None,
     seed: Seed = None,
     budget: Budget = None,
+    draws: Draws = 200,
     resume: Resume = False,
     as_json: Json = False,
 ) -> None:
     """Search a space for the Pareto set of accuracy against cost; every trial is recorded.
 
-    Running the same command again (or with --resume) continues the study.
+    The space is checked first (harness check). Running the same command again (or with
+    --resume) continues the study; Ctrl-C or SIGTERM stops it with every finished trial kept.
     """
-    from harness.search import load_space
-
     _quiet_optuna()
-    space = load_space(space_file)
-    budgets = _budgets(budget)
-    if budgets:
-        space = space.with_budgets(budgets)
+    space = _load(space_file, budget)
     _search(
-        space, trials=trials, timeout=timeout, study=study, storage=storage, results=results,
-        workers=workers, sampler=sampler, seed=seed, as_json=as_json,
+        space, trials=trials, trained=trained, timeout=timeout, study=study, storage=storage,
+        results=results, workers=workers, sampler=sampler, seed=seed, draws=draws,
+        as_json=as_json,
     )  # fmt: skip
 
 
+def _load(space_file: Path, budget: list[str] | None) -> SearchSpace:
+    from harness.search import load_space
+
+    space = load_space(space_file)
+    budgets = _budgets(budget)
+    return space.with_budgets(budgets) if budgets else space
+
+
+def check_command(
+    space_file: Annotated[Path, typer.Argument(metavar="SPACE.yaml", help="A search space.")],
+    budget: Budget = None,
+    sampler: Sampler = None,
+    draws: Draws = 200,
+    as_json: Json = False,
+) -> None:
+    """Check a space before searching it: every choice and when: branch built at the spec's
+    and the fidelity's clip, the data, the sampler, and a feasibility scan of the budgets."""
+    if draws < 0:
+        raise _cli_error(f"must be at least 0, got {draws}", "--draws")
+    space = _load(space_file, budget)
+    if as_json:
+        typer.echo(json.dumps(_check(space, sampler=sampler, draws=draws).to_json()))
+        return
+    _print_check(_check(space, sampler=sampler, draws=draws), Console())
+
+
 def demo_command(
-    trials: Trials = 12,
+    trials: Annotated[int, typer.Option("--trials", help="Finished trials.")] = 12,
     results: Results = Path("results"),
     as_json: Json = False,
 ) -> None:
@@ -222,8 +297,8 @@ def demo_command(
     _quiet_optuna()
     space = load_space(SPACES_DIR / "demo.yaml")
     _search(
-        space, trials=trials, timeout=None, study="demo", storage=None, results=results,
-        workers=1, sampler=None, seed=None, as_json=as_json,
+        space, trials=trials, trained=None, timeout=None, study="demo", storage=None,
+        results=results, workers=1, sampler=None, seed=None, draws=200, as_json=as_json,
     )  # fmt: skip
     if not as_json:
         console.print(
@@ -234,4 +309,5 @@ def demo_command(
 
 def register(app: typer.Typer) -> None:
     app.command("search")(search_command)
+    app.command("check")(check_command)
     app.command("demo")(demo_command)

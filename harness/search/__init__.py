@@ -10,6 +10,7 @@
 candidates through the same machinery (issue 7's expansion runner).
 """
 
+from harness.search._check import DataInfo, SpaceCheck, check_space, inspect_data
 from harness.search.run import (
     SearchResult,
     create_study,
@@ -18,16 +19,27 @@ from harness.search.run import (
     run_search,
     run_worker,
 )
-from harness.search.samplers import create_sampler, derive_seed, list_samplers, register_sampler
+from harness.search.samplers import (
+    create_sampler,
+    create_study_sampler,
+    derive_seed,
+    list_samplers,
+    register_sampler,
+)
 from harness.search.space import SearchSpace, load_space, parse_budget
 
 __all__ = [
+    "DataInfo",
     "SearchResult",
     "SearchSpace",
+    "SpaceCheck",
+    "check_space",
     "create_sampler",
     "create_study",
+    "create_study_sampler",
     "derive_seed",
     "evaluate_candidates",
+    "inspect_data",
     "list_samplers",
     "load_space",
     "pareto_front",

@@ -1,92 +1,116 @@
-"""The one place the search asks what a candidate costs.
+"""What a trial's candidate costs, measured as the trial will run it, and the verdict.
 
-Every candidate first goes through the fast pre-check (:func:`harness.measure.precheck`:
-FLOPs, parameters and training-step memory from one simulated step on meta tensors,
-cached by spec hash), so an over-budget candidate is rejected without building it for
-real. Latency, when an objective or budget needs it, is timed on this machine. Candidates
-that will train also get fvcore's per-stage table (:func:`describe_costs`, cached too).
+The costs come from the cost room (:mod:`harness.costs`) under one request built from the
+trial's own training settings (batch, gradient accumulation, optimizer, precision, device)
+and the data's classes, at two inputs:
 
-Everything is measured at the spec's own clip (the deployed input), not at the reduced
-fidelity a candidate may train at.
+- *deployed*: the spec's clip, the network a search is for. Bare cost names (``gflops``)
+  and budgets on them mean this one, as the X3D and NAS papers budget the final network;
+- *trained*: the fidelity's clip, the network each trial trains (``trained.gflops``).
+
+A verdict is always taken against the budgets in force now: a result reused from an
+earlier trial (or an earlier run of the study) keeps its measurements, not its verdict.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.compiler import build_model
-from harness.measure import CostCache, measure_latency, precheck
+from harness.costs import CostRequest, CostRow, is_cost, measure_costs, parse_cost
+from harness.costs._measure import default_cache
 from harness.report import describe_model
+from harness.search.space import SearchSpace
 from harness.spec import ModelSpec
 
-__all__ = ["Costs", "describe_costs", "measure_costs"]
-
-_CACHE: CostCache | None = None
-
-
-def _cache() -> CostCache:
-    global _CACHE
-    if _CACHE is None:
-        _CACHE = CostCache()
-    return _CACHE
+__all__ = [
+    "TrialCosts",
+    "Verdict",
+    "describe_costs",
+    "judge",
+    "measure_trial_costs",
+    "wanted_costs",
+]
 
 
 @dataclass(frozen=True)
-class Costs:
-    """What a candidate costs, with how each figure was obtained."""
+class TrialCosts:
+    """A candidate's costs as deployed (the spec's clip) and as trained (the fidelity's)."""
 
-    params: int
-    gflops: float  # 1 multiply-add = 1 FLOP, batch 1, at the spec's clip
-    gflops_all: float | None = None  # with normalisation and pooling (fvcore), once described
-    train_memory_mb: float | None = None
-    latency_ms: float | None = None
-    gflops_method: str = "precheck meta simulation (equal to the fvcore count)"
-    memory_method: str = "not measured"
-    latency_method: str = "not measured"
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    deployed: CostRow
+    trained: CostRow
 
     def get(self, name: str) -> float | None:
-        value = getattr(self, name)
-        return None if value is None else float(value)
+        """The value of cost ``name``: ``trained.*`` from the trained row, else deployed."""
+        row = self.trained if parse_cost(name).trained else self.deployed
+        return row.get(name)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _latency_ms(spec: ModelSpec) -> tuple[float | None, str]:
-    model = build_model(spec)
-    latency = measure_latency(model, model.plan.input_shape, backward=False)
-    return latency.median_ms, f"{latency.method}, median, batch 1, {latency.threads} threads"
+    def columns(self) -> dict[str, Any]:
+        """Results-table columns of both rows (the trained ones prefixed ``trained.``)."""
+        return {**self.deployed.columns(trained=False), **self.trained.columns(trained=True)}
 
 
-def measure_costs(spec: ModelSpec, *, need: set[str], batch_size: int = 8) -> Costs:
-    """Params, GFLOPs and training memory (pre-check); ``latency_ms`` when in ``need``.
+@dataclass(frozen=True)
+class Verdict:
+    """A candidate judged against budgets."""
+
+    constraints: dict[str, float]  # cost -> value / limit - 1 (<= 0 is within budget)
+    violations: list[str]  # "gflops<=0.05" for each budget exceeded
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+
+def wanted_costs(space: SearchSpace) -> list[str]:
+    """The costs a trial of ``space`` must measure: its budgets and cost objectives."""
+    return list(dict.fromkeys(n for n in (*space.budgets, *space.objectives) if is_cost(n)))
+
+
+def measure_trial_costs(
+    spec: ModelSpec, space: SearchSpace, request: CostRequest, names: Iterable[str] | None = None
+) -> TrialCosts:
+    """The costs ``names`` (default: :func:`wanted_costs`) of ``spec`` at both inputs.
+
+    ``request`` is the trial's (see ``CostRequest.for_training``) at the spec's clip.
 
     Raises:
-        SpecError: when the compiler rejects the spec (a clip too small for its strides...).
+        SpecError: the compiler rejects the spec at either clip.
     """
-    pre = precheck(spec, batch=batch_size, cache=_cache())
-    latency, latency_method = (None, "not measured")
-    if "latency_ms" in need:
-        latency, latency_method = _latency_ms(spec)
-    return Costs(
-        params=pre.params,
-        gflops=pre.gflops,
-        train_memory_mb=pre.train_memory.peak_mb,
-        latency_ms=latency,
-        memory_method=f"{pre.train_memory.method}, batch {batch_size}, SGD step",
-        latency_method=latency_method,
+    names = list(wanted_costs(space) if names is None else names)
+    f = space.fidelity
+    at_fidelity = request.at(frames=f.frames, size=f.size)
+    if at_fidelity == request:  # the fidelity trains the spec's own clip: one row for both
+        row = measure_costs(spec, request, names, cache=default_cache())
+        return TrialCosts(row, row)
+    deployed = [n for n in names if not parse_cost(n).trained]
+    trained = [n for n in names if parse_cost(n).trained]
+    return TrialCosts(
+        measure_costs(spec, request, deployed, cache=default_cache()),
+        measure_costs(spec, at_fidelity, trained, cache=default_cache()),
     )
 
 
-def describe_costs(spec: ModelSpec, costs: Costs) -> Costs:
-    """``costs`` with fvcore's totals and per-stage table added (for candidates that train)."""
-    report = describe_model(spec, cache=_cache())
-    return replace(
-        costs,
-        gflops_all=report.gflops_all,
-        stages=[asdict(row) for row in report.stages],
-        unsupported_ops=report.unsupported_ops,
-    )
+def judge(budgets: Mapping[str, float], costs: TrialCosts) -> Verdict:
+    """``costs`` against ``budgets`` (cost -> upper limit)."""
+    constraints, violations = {}, []
+    for cost, limit in budgets.items():
+        value = costs.get(cost)
+        if value is None:
+            raise ValueError(f"cost '{cost}' was not measured")
+        constraints[cost] = value / limit - 1.0
+        if value > limit:
+            violations.append(f"{cost}<={limit:g}")
+    return Verdict(constraints, violations)
+
+
+def describe_costs(spec: ModelSpec, request: CostRequest) -> dict[str, Any]:
+    """fvcore's per-stage table and totals at the spec's clip (for candidates that train):
+    ``gflops_all``, ``stages`` and ``unsupported_ops`` (cached by spec hash)."""
+    report = describe_model(spec, classes=request.classes, cache=default_cache())
+    return {
+        "gflops_all": report.gflops_all,
+        "stages": [asdict(row) for row in report.stages],
+        "unsupported_ops": report.unsupported_ops,
+    }

@@ -9,7 +9,6 @@ user attribute that :mod:`harness.search._records` turns into a results-table ro
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import socket
@@ -18,7 +17,7 @@ import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
@@ -26,8 +25,9 @@ import yaml
 from optuna.trial import TrialState
 
 from harness import __version__ as harness_version
+from harness.costs import CostRequest
 from harness.errors import HarnessError
-from harness.search._costs import Costs, describe_costs, measure_costs
+from harness.search._costs import describe_costs, judge, measure_trial_costs
 from harness.search._halving import promote, rungs
 from harness.search._preflight import results_dir_problem
 from harness.search._storage import requeue
@@ -35,7 +35,10 @@ from harness.search.samplers import derive_seed
 from harness.search.space import METRICS, SearchSpace
 from harness.spec import ModelSpec, realise, spec_hash
 
-__all__ = ["ROW_ATTR", "Context", "evaluate_trial", "protocol_key"]
+if TYPE_CHECKING:
+    from harness.train.config import TrainConfig
+
+__all__ = ["ROW_ATTR", "Context", "evaluate_trial", "protocol_key", "requeue_trial", "root_trial"]
 
 ROW_ATTR = "row"  # the trial's results row, a user attribute
 
@@ -48,7 +51,8 @@ class Context:
     study: str
     results_dir: Path
     sampler: str
-    seed: int
+    seed: int  # the study's seed (each trial's is derived from it)
+    classes: int  # classes of the data: the head every candidate is built and costed with
 
 
 class _Pruned(Exception):
@@ -95,18 +99,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _violations(space: SearchSpace, costs: Costs) -> tuple[dict[str, float], list[str]]:
-    """Constraint values (value / limit - 1; <= 0 is feasible) and the violated budgets."""
-    constraints, violated = {}, []
-    for cost, limit in space.budgets.items():
-        value = costs.get(cost)
-        assert value is not None, "measure_costs measures every budgeted cost"
-        constraints[cost] = value / limit - 1.0 if limit > 0 else value - limit
-        if value > limit:
-            violated.append(f"{cost}<={limit:g}")
-    return constraints, violated
-
-
 def _values(space: SearchSpace, row: dict[str, Any], feasible: bool) -> list[float]:
     """Objective values for Optuna. An untrained infeasible candidate gets accuracy 0: its
     constraints already mark it infeasible, so the value only has to be finite."""
@@ -121,22 +113,29 @@ def _values(space: SearchSpace, row: dict[str, Any], feasible: bool) -> list[flo
     return out
 
 
-def _find_reusable(study: optuna.Study, trial_number: int, key: tuple[str, str]) -> dict | None:
+def _find_trained(study: optuna.Study, trial_number: int, key: tuple[str, str]) -> dict | None:
+    """The row of a trial that trained the same spec under the same protocol to the end."""
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         row = other.user_attrs.get(ROW_ATTR) or {}
         same = (row.get("spec_hash"), row.get("protocol")) == key
-        if same and other.number != trial_number and row.get("state") in ("complete", "infeasible"):
+        if same and other.number != trial_number and row.get("state") == "complete":
             return {**row, "trial": other.number}
     return None
 
 
-def _train_config(cls: Any, options: dict[str, Any], seed: int) -> Any:
-    fields = (
-        {f.name for f in dataclasses.fields(cls)}
-        if dataclasses.is_dataclass(cls)
-        else set(getattr(cls, "model_fields", {}))
-    )
-    return cls(**options, **({"seed": seed} if "seed" in fields else {}))
+def _find_seen(study: optuna.Study, trial_number: int, digest: str) -> int | None:
+    """The first other finished trial of the same spec, if any."""
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        row = other.user_attrs.get(ROW_ATTR) or {}
+        if row.get("spec_hash") == digest and other.number != trial_number:
+            return other.number
+    return None
+
+
+def root_trial(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
+    """The first trial of a candidate that was interrupted and queued again (``retry_of``),
+    or the trial itself: its seed and its run folder are the first trial's."""
+    return int(trial.user_attrs.get("retry_of", trial.number))
 
 
 class _Trainer:
@@ -178,19 +177,20 @@ class _Trainer:
         if not promote(point, others, space.directions(), space.halving.eta):
             raise _Pruned(f"not promoted past epoch {epochs} (non-dominated rank)")
 
-    def run(self, spec: ModelSpec, seed: int, out_dir: Path) -> Any:
-        from harness.train import Fidelity, TrainConfig, train
+    def run(self, spec: ModelSpec, config: TrainConfig, out_dir: Path) -> Any:
+        from harness.train import Fidelity, train
 
         f = self.ctx.space.fidelity
         fidelity = Fidelity(epochs=f.epochs, subset=f.subset, frames=f.frames, size=f.size)
-        config = _train_config(TrainConfig, self.ctx.space.train, seed)
+        # NOTE: the run folder belongs to the study: a checkpoint of another run there (the
+        # train settings of the space changed) is set aside, and this one starts afresh.
         return train(
             spec,
             self.ctx.space.data,
             config=config,
             fidelity=fidelity,
             out_dir=out_dir,
-            resume=True,
+            resume="replace",
             progress=False,
             callback=self.callback,
         )
@@ -225,16 +225,17 @@ def _stop_if_results_dir_broken(study: optuna.Study, trial: optuna.Trial, ctx: C
     problem = results_dir_problem(ctx.results_dir)
     if problem is None:
         return
-    _requeue(study, trial, f"interrupted ({problem}); re-run")
+    requeue_trial(study, trial, f"interrupted ({problem}); re-run")
     raise HarnessError(
         f"{problem}; stopped the study: its finished trials are kept in its storage, and "
         "once there is room, run the same command again to continue it"
     )
 
 
-def _requeue(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-    """Best effort: the storage may sit on the same full disk (a dead worker's running
-    trial is requeued by the next run anyway)."""
+def requeue_trial(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Queue ``trial`` to run again if it is still running (an interrupted trial). Best
+    effort: the storage may sit on the same full disk (a dead worker's running trial is
+    requeued by the next run anyway)."""
     with contextlib.suppress(OSError, RuntimeError, ValueError):
         requeue(study, trial.storage.get_trial(trial._trial_id), reason)
 
@@ -244,12 +245,12 @@ def evaluate_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> st
 
     A failure of the candidate (a spec the compiler rejects, out of memory, a bug in a block
     builder) is recorded as a failed trial and the study goes on; an interrupted trial
-    (Ctrl-C, a full or read-only results directory) is queued to run again and the error
-    propagates.
+    (SIGINT, SIGTERM, a full or read-only results directory) is queued to run again and the
+    error propagates.
     """
     start = time.perf_counter()
     space = ctx.space
-    seed = derive_seed(ctx.seed, trial.number)
+    seed = derive_seed(ctx.seed, root_trial(trial))  # a retry trains as its first try did
     row: dict[str, Any] = {
         **_versions(),
         "state": "running",
@@ -269,9 +270,9 @@ def evaluate_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> st
         values = space.sample(trial)
         row["values"] = values
         spec = space.create_spec(values)
-        state = _evaluate_spec(study, trial, ctx, spec, row, seed, start)
-    except KeyboardInterrupt:
-        _requeue(study, trial, "interrupted (Ctrl-C); re-run")
+        state = _evaluate_spec(study, trial, ctx, spec, row, space.train_config(seed), start)
+    except KeyboardInterrupt as exc:
+        requeue_trial(study, trial, f"interrupted ({getattr(exc, 'reason', 'Ctrl-C')}); re-run")
         raise
     except Exception as exc:  # a bug in a block builder must not end the study
         _stop_if_results_dir_broken(study, trial, ctx)
@@ -287,9 +288,10 @@ def _evaluate_spec(
     ctx: Context,
     spec: ModelSpec,
     row: dict[str, Any],
-    seed: int,
+    config: TrainConfig,
     start: float,
 ) -> str:
+    """Measure (cached), judge against the budgets in force, then reuse or train."""
     space = ctx.space
     real = realise(spec)
     row.update(
@@ -303,33 +305,34 @@ def _evaluate_spec(
         fidelity_frames=space.fidelity.frames or real.clip.frames,
         fidelity_size=space.fidelity.size or real.clip.size,
     )
-    reused = _find_reusable(study, trial.number, (row["spec_hash"], row["protocol"]))
-    if reused is not None:
-        keep = ("params", "gflops", "gflops_all", "train_memory_mb", "latency_ms", "top1",
-                "top5", "mean_class_acc", "history", "stages", "constraints", "violations",
-                "feasible", "gflops_method", "memory_method", "latency_method")  # fmt: skip
-        row.update({k: reused[k] for k in keep if k in reused})
-        row["reason"] = f"duplicate of trial {reused['trial']}: result reused"
-        return _tell(study, trial, space, row, reused["state"], start)
-    need = set(space.budgets) | set(space.objectives)
-    batch = int(space.train.get("batch_size", 8))
-    costs = measure_costs(spec, need=need, batch_size=batch)
-    row.update({k: v for k, v in costs.to_json().items() if k not in ("params", "stages")})
-    row["params"] = costs.params
-    row["stages"] = costs.stages
-    constraints, violated = _violations(space, costs)
-    row.update(constraints=constraints, violations=";".join(violated), feasible=not violated)
+    request = CostRequest.for_training(config, classes=ctx.classes)
+    costs = measure_trial_costs(spec, space, request)
+    row.update(costs.columns())
+    verdict = judge(space.budgets, costs)
+    row.update(
+        constraints=verdict.constraints,
+        violations=";".join(verdict.violations),
+        feasible=verdict.feasible,
+    )
     for name in space.objectives:
         if name not in METRICS:
             row[name] = costs.get(name)
-    if violated:
-        row["reason"] = f"over budget: {', '.join(violated)} (rejected before training)"
+    if not verdict.feasible:
+        row["reason"] = f"over budget: {', '.join(verdict.violations)} (rejected before training)"
+        earlier = _find_seen(study, trial.number, row["spec_hash"])
+        if earlier is not None:  # measured again (the cache): the verdict is today's
+            row["reason"] += f"; same candidate as trial {earlier}"
         return _tell(study, trial, space, row, "infeasible", start)
-    costs = describe_costs(spec, costs)  # it will train: fvcore's per-stage table too
-    row.update(gflops_all=costs.gflops_all, stages=costs.stages,
-               unsupported_ops=costs.unsupported_ops)  # fmt: skip
+    reused = _find_trained(study, trial.number, (row["spec_hash"], row["protocol"]))
+    if reused is not None:  # its accuracy; the costs and the verdict are this trial's
+        keep = ("top1", "top5", "mean_class_acc", "history", "stages", "gflops_all",
+                "unsupported_ops", "epochs_trained", "checkpoint")  # fmt: skip
+        row.update({k: reused[k] for k in keep if k in reused})
+        row["reason"] = f"duplicate of trial {reused['trial']}: result reused"
+        return _tell(study, trial, space, row, "complete", start)
+    row.update(describe_costs(spec, request))  # it will train: fvcore's per-stage table too
     trial.set_user_attr(ROW_ATTR, row)  # the running row shows its costs
-    return _train(study, trial, ctx, spec, row, seed, start)
+    return _train(study, trial, ctx, spec, row, config, start)
 
 
 def _train(
@@ -338,14 +341,13 @@ def _train(
     ctx: Context,
     spec: ModelSpec,
     row: dict[str, Any],
-    seed: int,
+    config: TrainConfig,
     start: float,
 ) -> str:
     trainer = _Trainer(study, trial, ctx, row)
-    root = trial.user_attrs.get("retry_of", trial.number)
-    out_dir = ctx.results_dir / ctx.study / "runs" / f"trial-{root:05d}"
+    out_dir = ctx.results_dir / ctx.study / "runs" / f"trial-{root_trial(trial):05d}"
     try:
-        result = trainer.run(spec, seed, out_dir)
+        result = trainer.run(spec, config, out_dir)
     except _Pruned as exc:
         row["history"] = trainer.history
         row["train_seconds"] = sum(float(h.get("seconds", 0.0)) for h in trainer.history)
@@ -376,6 +378,7 @@ def _finish(row: dict[str, Any], state: str, start: float) -> None:
     row["duration_seconds"] = time.perf_counter() - start
     spent = float(row.get("train_seconds") or 0.0) + float(row.get("eval_seconds") or 0.0)
     reused = str(row.get("reason", "")).startswith("duplicate")
+    row["trained"] = state in ("complete", "pruned") and not reused  # trials that trained
     row["overhead_seconds"] = row["duration_seconds"] - (0.0 if reused else spent)
     if reused:
         row["train_seconds"] = row["eval_seconds"] = 0.0

@@ -26,18 +26,31 @@ asks it for each active parameter, in file order.
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
+from harness.costs import is_cost, list_costs
 from harness.errors import SpecError
 from harness.spec import Document, ModelSpec, load_spec, load_yaml_file
 from harness.spec.load import load_document
 
+if TYPE_CHECKING:
+    from harness.train.config import TrainConfig
+
 __all__ = [
-    "COSTS",
     "METRICS",
     "CategoricalParam",
     "FidelitySpec",
@@ -49,18 +62,12 @@ __all__ = [
     "load_space",
 ]
 
-# What can be an objective or a budget, with the sense of "better".
+# What training measures, with the sense of "better". Objectives are these or any cost of
+# the cost room (harness.costs.list_costs(): minimised); budgets are costs.
 METRICS: dict[str, Literal["maximize"]] = {
     "top1": "maximize",
     "top5": "maximize",
     "mean_class_acc": "maximize",
-}
-COSTS: dict[str, Literal["minimize"]] = {
-    "gflops": "minimize",
-    "gflops_all": "minimize",
-    "params": "minimize",
-    "train_memory_mb": "minimize",
-    "latency_ms": "minimize",
 }
 
 Scalar = int | float | str | bool
@@ -105,6 +112,13 @@ class CategoricalParam(_Param):
     def suggest(self, trial: TrialLike, name: str) -> Any:
         return trial.suggest_categorical(name, self.choices)
 
+    def can_take(self, value: Any) -> bool:
+        return any(value == c and type(value) is type(c) for c in self.choices)
+
+    def extremes(self) -> list[Any]:
+        """The values a space check realises: every choice."""
+        return list(self.choices)
+
     def grid(self) -> list[Any]:
         return list(self.choices)
 
@@ -126,6 +140,19 @@ class IntParam(_Param):
 
     def suggest(self, trial: TrialLike, name: str) -> Any:
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
+
+    def can_take(self, value: Any) -> bool:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and self.low <= value <= self.high
+            and (value - self.low) % self.step == 0
+        )
+
+    def extremes(self) -> list[Any]:
+        """The values a space check realises: the lowest and the highest it can draw."""
+        top = self.low + (self.high - self.low) // self.step * self.step
+        return list(dict.fromkeys([self.low, top]))
 
     def grid(self) -> list[Any]:
         values = range(self.low, self.high + 1, self.step)
@@ -154,6 +181,17 @@ class FloatParam(_Param):
     def suggest(self, trial: TrialLike, name: str) -> Any:
         value = trial.suggest_float(name, self.low, self.high, step=self.step, log=self.log)
         return round(value, self.digits)
+
+    def can_take(self, value: Any) -> bool:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and self.low <= value <= self.high
+
+    def extremes(self) -> list[Any]:
+        """The values a space check realises: the lowest and the highest it can draw."""
+        top = self.high
+        if self.step is not None:
+            top = self.low + math.floor((self.high - self.low) / self.step + 1e-9) * self.step
+        return list(dict.fromkeys([round(self.low, self.digits), round(top, self.digits)]))
 
     def grid(self) -> list[Any]:
         if self.step is None:
@@ -195,16 +233,24 @@ def _default_objectives() -> dict[str, Direction]:
     return {"top1": "maximize", "gflops": "minimize"}
 
 
+KeyPath = tuple[str | int, ...]
+
+
 class SearchSpace(_Node):
-    """A validated search space. ``file`` and ``base`` paths are absolute after loading."""
+    """A validated search space. ``base`` (and a data path beside the file) are absolute
+    after loading; the source document is kept to point errors at their line."""
 
     name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     base: str  # zoo name or YAML path
     data: str = "synthetic:tiny"  # "synthetic[:tiny|small|large]" or a data set path
     classes: int | None = Field(default=None, ge=1, le=1_000_000)  # None: decided by the data
+    # metric or cost name -> direction; costs as in harness.costs (``trained.`` prefix: at
+    # the fidelity's clip)
     objectives: dict[str, Direction] = Field(default_factory=_default_objectives, min_length=1)
-    budgets: dict[str, Finite] = Field(default_factory=dict)  # cost -> upper limit
+    # cost -> upper limit; a bare cost is the deployed network's (the spec's clip),
+    # ``trained.<cost>`` the network as trained (the fidelity's clip)
+    budgets: dict[str, Finite] = Field(default_factory=dict)
     fidelity: FidelitySpec = FidelitySpec()
     halving: HalvingSpec | None = None  # None: every candidate trains fidelity.epochs
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
@@ -214,6 +260,8 @@ class SearchSpace(_Node):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's range of seeds
     params: dict[str, Param] = Field(default_factory=dict)
     tied: dict[str, str] = Field(default_factory=dict)  # key path -> parameter it copies
+    _doc: Document | None = PrivateAttr(default=None)
+    _cli_budgets: set[str] = PrivateAttr(default_factory=set)  # budgets given by --budget
 
     @model_validator(mode="before")
     @classmethod
@@ -238,24 +286,57 @@ class SearchSpace(_Node):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> SearchSpace:
+    def _check(self, info: ValidationInfo) -> SearchSpace:
+        if not (info.context or {}).get("deferred"):  # load_space reports with locations
+            for _, message in self.problems():
+                raise ValueError(message)
+        return self
+
+    def problems(self) -> Iterator[tuple[KeyPath, str]]:
+        """What is wrong with the space as a whole, as (key path, message), in file order."""
         for name in self.objectives:
-            _default_direction(name)
-        for cost in self.budgets:
-            if cost not in COSTS:
-                raise ValueError(f"unknown cost '{cost}' in budgets; known: {', '.join(COSTS)}")
-        seen: list[str] = []
-        for key, param in self.params.items():
-            for other in param.when:
-                if other not in seen:
-                    raise ValueError(
-                        f"'{key}' depends on '{other}', which is not an earlier parameter"
-                    )
-            seen.append(key)
+            if name not in METRICS and not is_cost(name):
+                known = ", ".join([*METRICS, *list_costs()])
+                yield ("objectives", name), f"unknown objective '{name}'; known: {known}"
+        for cost, limit in self.budgets.items():
+            if not is_cost(cost):
+                yield ("budgets", cost), f"unknown cost '{cost}'; known: {', '.join(list_costs())}"
+            elif not limit > 0:
+                yield ("budgets", cost), f"a budget is a limit above 0, got {limit:g}"
+        if self.halving is not None and self.halving.min_epochs > self.fidelity.epochs:
+            yield (
+                ("halving", "min_epochs"),
+                (
+                    f"{self.halving.min_epochs} epochs before the first promotion, but a candidate "
+                    f"trains only {self.fidelity.epochs} (fidelity.epochs)"
+                ),
+            )
+        yield from self._param_problems()
         for target, source in self.tied.items():
             if source not in self.params:
-                raise ValueError(f"tied key '{target}' copies '{source}', which is not a parameter")
-        return self
+                yield (
+                    ("tied", target),
+                    (f"tied key '{target}' copies '{source}', which is not a parameter"),
+                )
+            elif target in self.params:
+                yield (
+                    ("tied", target),
+                    (f"'{target}' is both a parameter and tied to '{source}': it can be only one"),
+                )
+
+    def _param_problems(self) -> Iterator[tuple[KeyPath, str]]:
+        seen: dict[str, CategoricalParam | IntParam | FloatParam] = {}
+        for key, param in self.params.items():
+            for other, allowed in param.when.items():
+                where = ("params", key, "when", other)
+                if other not in seen:
+                    yield where, f"'{key}' depends on '{other}', which is not an earlier parameter"
+                    continue
+                for value in allowed if isinstance(allowed, list) else [allowed]:
+                    if not seen[other].can_take(value):
+                        never = f"'{other}' never takes the value {value!r}"
+                        yield where, f"{never}, so '{key}' would never be sampled"
+            seen[key] = param
 
     # -- sampling -------------------------------------------------------------------------
     def sample(self, trial: TrialLike) -> dict[str, Any]:
@@ -278,6 +359,12 @@ class SearchSpace(_Node):
         """The candidate spec for sampled ``values`` (raises SpecError if it is invalid)."""
         return load_spec(self.base, **self.overrides(values))
 
+    def train_config(self, seed: int) -> TrainConfig:
+        """The training settings of a trial seeded with ``seed`` (``train:`` plus the seed)."""
+        from harness.train.config import TrainConfig
+
+        return TrainConfig(**{**self.train, "seed": seed})
+
     def grid(self) -> dict[str, list[Any]]:
         """Every parameter's values, for the grid sampler (conditions ignored).
 
@@ -289,15 +376,17 @@ class SearchSpace(_Node):
             try:
                 out[key] = param.grid()
             except ValueError as exc:
-                raise SpecError(str(exc), path=("params", key), file=f"space {self.name}") from None
+                raise self.error(str(exc), ("params", key)) from None
         return out
 
     def directions(self) -> list[Literal["minimize", "maximize"]]:
         return list(self.objectives.values())
 
     def with_budgets(self, budgets: dict[str, float]) -> SearchSpace:
-        """A copy with ``budgets`` replacing (per cost) the file's own."""
-        return self.model_copy(update={"budgets": {**self.budgets, **budgets}})
+        """A copy with ``budgets`` (from the command line) replacing the file's own."""
+        copy = self.model_copy(update={"budgets": {**self.budgets, **budgets}})
+        copy._cli_budgets = self._cli_budgets | set(budgets)
+        return copy
 
     def fingerprint(self) -> str:
         """What must match for a study to be resumed with this space."""
@@ -305,31 +394,62 @@ class SearchSpace(_Node):
         keep["tied"] = self.tied
         return json.dumps(keep, sort_keys=True)
 
+    def error(self, message: str, path: KeyPath) -> SpecError:
+        """A SpecError at ``path`` of the space file (its line when the file is known); a
+        budget from the command line is named as ``--budget``."""
+        if path[:1] == ("budgets",) and self._cli_budgets:
+            return SpecError(message, path=("--budget",), file="<command line>")
+        if self._doc is not None:
+            return self._doc.error(message, path)
+        return SpecError(message, path=path, file=f"space {self.name}")
+
+    def locate_param(self, key: str, value: Any | None = None) -> KeyPath:
+        """The key path of parameter ``key`` in the file, or of one of its values."""
+        param = self.params[key]
+        if value is None or not isinstance(param, CategoricalParam):
+            return ("params", key)
+        index = next(
+            (i for i, c in enumerate(param.choices) if c == value and type(c) is type(value)), 0
+        )
+        raw = self._doc.data.get("params", {}).get(key) if self._doc is not None else None
+        return (
+            ("params", key, index) if isinstance(raw, list) else ("params", key, "choices", index)
+        )
+
 
 def _default_direction(name: str) -> Literal["minimize", "maximize"]:
     if name in METRICS:
         return METRICS[name]
-    if name in COSTS:
-        return COSTS[name]
-    known = ", ".join([*METRICS, *COSTS])
+    if is_cost(name):
+        return "minimize"
+    known = ", ".join([*METRICS, *list_costs()])
     raise ValueError(f"unknown objective '{name}'; known: {known}")
 
 
-_BUDGET = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|=)\s*([0-9.eE+-]+)\s*$")
+_BUDGET = re.compile(r"^\s*([a-z_0-9.]+)\s*(<=|=)\s*(\S+)\s*$")
 
 
 def parse_budget(text: str) -> tuple[str, float]:
-    """``"gflops <= 2"`` or ``"gflops=2"`` -> ("gflops", 2.0)."""
+    """``"gflops <= 2"`` or ``"trained.train_memory_mb=300"`` -> (cost, limit).
+
+    Raises:
+        ValueError: not ``COST<=LIMIT``, an unknown cost, or a limit that is not a finite
+            number above 0.
+    """
     match = _BUDGET.match(text)
     if match is None:
         raise ValueError(f"budget '{text}' is not COST<=LIMIT or COST=LIMIT")
     cost, _, limit = match.groups()
-    if cost not in COSTS:
-        raise ValueError(f"unknown cost '{cost}' in budget '{text}'; known: {', '.join(COSTS)}")
+    if not is_cost(cost):
+        known = ", ".join(list_costs())
+        raise ValueError(f"unknown cost '{cost}' in budget '{text}'; known: {known}")
     try:
-        return cost, float(limit)
+        value = float(limit)
     except ValueError:
         raise ValueError(f"budget '{text}': '{limit}' is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"budget '{text}': a limit is a finite number above 0")
+    return cost, value
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -355,14 +475,51 @@ def _error_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
 
 
 def _validate(doc: Document, data: dict[str, Any]) -> SearchSpace:
+    """The space of ``data``, checked as a whole; errors at their line of ``doc``."""
     try:
-        return SearchSpace.model_validate(data)
+        space = SearchSpace.model_validate(data, context={"deferred": True})
     except ValidationError as exc:
         error = exc.errors()[0]
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = f"unknown key '{error['loc'][-1]}'"
         raise doc.error(message, _error_path(data, error["loc"])) from None
+    space._doc = doc
+    for where, message in space.problems():
+        raise doc.error(message, where)
+    _check_train(space)
+    _check_sampler(space)
+    return space
+
+
+def _check_train(space: SearchSpace) -> None:
+    """``train:`` must be settings a trial can run with (TrainConfig's own checks)."""
+    from harness.train.config import TrainConfig
+
+    if "seed" in space.train:
+        raise space.error(
+            "the search seeds every trial from the space's 'seed'; remove train.seed",
+            ("train", "seed"),
+        )
+    try:
+        TrainConfig(**space.train)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'; known: {', '.join(TrainConfig.model_fields)}"
+        raise space.error(message, ("train", *loc)) from None
+    except TypeError as exc:  # a non-string key
+        raise space.error(str(exc), ("train",)) from None
+
+
+def _check_sampler(space: SearchSpace) -> None:
+    from harness.search.samplers import list_samplers  # NOTE: samplers import this module
+
+    if space.sampler not in list_samplers():
+        known = ", ".join(list_samplers())
+        raise space.error(f"unknown sampler '{space.sampler}'; known: {known}", ("sampler",))
 
 
 def _resolve_base(base: Any, space_file: Path, doc: Document) -> str:

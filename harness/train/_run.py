@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,16 +203,27 @@ def save_run(run: Run) -> None:
     run.checkpoint = run.out_dir / CHECKPOINT_NAME
 
 
-def restore_run(run: Run) -> None:
+def restore_run(run: Run, *, replace: bool = False) -> None:
     """Continue from the checkpoint in ``out_dir``, if there is one of this run.
 
+    Args:
+        replace: a checkpoint of a different run is renamed ``last.pt.other-<time>`` (and
+            its metrics file beside it) and the run starts afresh, instead of an error.
+
     Raises:
-        HarnessError: the folder holds a checkpoint of a different run.
+        HarnessError: the folder holds a checkpoint of a different run (and not ``replace``).
     """
     if run.out_dir is None:
         return
-    payload = load_checkpoint(run.out_dir / CHECKPOINT_NAME)
+    path = run.out_dir / CHECKPOINT_NAME
+    payload = load_checkpoint(path)
     if payload is None:
+        return
+    if payload.get("identity") != run.identity and replace:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for old in (path, run.out_dir / "metrics.jsonl"):
+            if old.exists():
+                old.rename(old.with_name(f"{old.name}.other-{stamp}"))
         return
     if payload.get("identity") != run.identity:
         raise HarnessError(

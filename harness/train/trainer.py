@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.data.spec import SyntheticDataSpec, VideoDataSpec
 from harness.spec import ModelSpec
@@ -131,7 +131,7 @@ def train(
     config: TrainConfig | None = None,
     fidelity: Fidelity | None = None,
     out_dir: Path | str | None = None,
-    resume: bool = True,
+    resume: bool | Literal["replace"] = True,
     progress: bool = False,
     callback: Callback | None = None,
 ) -> TrainResult:
@@ -148,7 +148,9 @@ def train(
         config: runtime settings (default: :class:`TrainConfig`'s defaults).
         fidelity: epochs, training subset and clip overrides (default: one full epoch).
         out_dir: folder for the checkpoint, metrics rows and result (None: keep nothing).
-        resume: continue from a checkpoint of the same run in ``out_dir``.
+        resume: continue from a checkpoint of the same run in ``out_dir``; ``"replace"``
+            also sets a checkpoint of a different run aside (renamed, never deleted) and
+            starts afresh instead of refusing it.
         progress: show progress bars (rank 0).
         callback: called after every epoch (once saved) with its metrics row; an exception
             it raises propagates out of ``train`` (the search prunes this way).
@@ -164,7 +166,7 @@ def train(
     try:
         run = create_run(spec, data, config, fidelity, ctx, folder)
         if resume:
-            restore_run(run)
+            restore_run(run, replace=resume == "replace")
         try:
             _epochs(run, progress, callback)
         except NonFiniteLoss as exc:

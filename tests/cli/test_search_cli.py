@@ -38,7 +38,8 @@ def test_bad_budget_exits_2(tmp_path: Path) -> None:
 def test_json_contract_and_budget_override(tmp_path: Path) -> None:
     path = _space(tmp_path, "budgets: {gflops: 100}\nparams:\n  stages.1.width: [16, 32]\n")
     args = ["search", str(path), "--trials", "2", "--results", str(tmp_path), "--json"]
-    result = run(*args, "--budget", "gflops=0.000001", "--seed", "3", "--sampler", "random")
+    result = run(*args, "--budget", "gflops=0.000001", "--seed", "3", "--sampler", "random",
+                 "--draws", "0")  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     for key in ("study", "results", "n_complete", "n_infeasible", "n_failed", "pareto"):
@@ -51,7 +52,7 @@ def test_json_contract_and_budget_override(tmp_path: Path) -> None:
 def test_text_output_shows_the_pareto_set_once_then_the_summary(tmp_path: Path) -> None:
     path = _space(tmp_path, "budgets: {gflops: 100}\nparams:\n  stages.1.width: [16, 32]\n")
     args = ["search", str(path), "--trials", "2", "--results", str(tmp_path)]
-    result = run(*args, "--budget", "gflops=0.000001", "--sampler", "random")
+    result = run(*args, "--budget", "gflops=0.000001", "--sampler", "random", "--draws", "0")
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()  # the progress display and summary go to stderr
     assert result.stderr.count("Pareto set") == 1  # the live summary, left on screen

@@ -17,7 +17,9 @@ TIMEOUT = 8.0
 
 def test_timeout_stops_a_long_search(fault_space, tmp_path: Path) -> None:
     # over budget: each candidate is measured and rejected in well under a second
-    command = search_command(fault_space("timed", budget=1e-6), tmp_path, "--trials", "1000")
+    command = search_command(
+        fault_space("timed", budget=1e-6), tmp_path, "--trials", "1000", "--draws", "0"
+    )
     start = time.monotonic()
     done = run_harness([*command, "--timeout", str(TIMEOUT)])
     wall = time.monotonic() - start

@@ -48,7 +48,7 @@ def test_search_command_three_workers(tiny_space, tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "harness", "search", str(space_file), "--trials", "6",
         "--workers", "3", "--storage", URL, "--study", study, "--results", str(tmp_path),
-        "--json",
+        "--json", "--draws", "0",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

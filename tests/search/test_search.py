@@ -23,7 +23,8 @@ def _study(results: Path, name: str) -> optuna.Study:
 
 def test_over_budget_rejected_before_training(tiny_space, tmp_path: Path) -> None:
     space = load_space(tiny_space("over", budget=1e-6))
-    result = run_search(space, trials=4, results_dir=tmp_path / "results", seed=0)
+    # NOTE: no space check: its feasibility scan would refuse a space with nothing in budget
+    result = run_search(space, trials=4, results_dir=tmp_path / "results", seed=0, check=False)
     df = result.table
     assert len(df) == 4
     assert (df["state"] == "infeasible").all()
@@ -44,7 +45,9 @@ def test_duplicates_reuse_the_recorded_result(tiny_space, tmp_path: Path) -> Non
     result = evaluate_candidates(space, [same, same, same], study="dups", results_dir=tmp_path)
     df = result.table.sort_values("trial")
     assert len(df) == 3 and df["spec_hash"].nunique() == 1
-    assert df["reason"].tolist()[1:] == ["duplicate of trial 0: result reused"] * 2
+    # an over-budget candidate is judged again each time (measurements from the cache)
+    over = "over budget: gflops<=1e-06 (rejected before training); same candidate as trial 0"
+    assert df["reason"].tolist()[1:] == [over] * 2
     # calling again with the same candidates adds nothing (they were enqueued once)
     again = evaluate_candidates(space, [same, same, same], study="dups", results_dir=tmp_path)
     assert len(again.table) == 3
@@ -102,10 +105,10 @@ def test_resume_after_sigkill(tiny_space, tmp_path: Path) -> None:
 
 def test_changed_space_is_refused(tiny_space, tmp_path: Path) -> None:
     space = load_space(tiny_space("changed", budget=1e-6))
-    run_search(space, trials=1, results_dir=tmp_path)
+    run_search(space, trials=1, results_dir=tmp_path, check=False)
     other = space.model_copy(update={"data": "synthetic:small"})
-    with pytest.raises(Exception, match="different search space"):
-        run_search(other, trials=2, results_dir=tmp_path)
+    with pytest.raises(Exception, match=r"different search space \(data differ\)"):
+        run_search(other, trials=2, results_dir=tmp_path, check=False)
 
 
 TINY = Path(__file__).resolve().parents[2] / "search_spaces" / "tiny.yaml"
