@@ -28,9 +28,9 @@ from harness.errors import HarnessError, Interrupted, SpecError, warn
 from harness.results import Direction, load_study_results, pareto_mask
 from harness.search._check import check_space, inspect_data
 from harness.search._evaluate import ROW_ATTR, Context, evaluate_trial, requeue_trial
-from harness.search._preflight import check_results_dir
+from harness.search._preflight import check_results_dir, check_study_name
 from harness.search._records import DISCARDED_ATTR, KEPT_ATTR, export_results
-from harness.search._signals import stop_on_signals
+from harness.search._signals import held_signals, stop_on_signals
 from harness.search._storage import (
     WORKER_ATTR,
     Heartbeat,
@@ -321,16 +321,21 @@ def run_worker(
     )  # fmt: skip
     last_export = 0.0
     while deadline is None or time.monotonic() < deadline:
-        recover_interrupted(loaded)  # a worker that died mid-trial: its trial runs again
-        if _done(_counts(loaded), trials, trained):
-            break
-        trial = _ask(loaded)
+        trial: optuna.Trial | None = None
         try:
+            # NOTE: a trial asked for but not yet claimed would be left running by a stop
+            # signal, and no worker would queue it again: asking and claiming are one step.
+            with held_signals():
+                recover_interrupted(loaded)  # a worker that died mid-trial: it runs again
+                if _done(_counts(loaded), trials, trained):
+                    break
+                trial = _ask(loaded)
+                trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_id())
             _run_trial(loaded, trial, ctx, fixed_only=trials is None and trained is None)
-        except KeyboardInterrupt as exc:  # stopped between ask and evaluation: queue it again
-            requeue_trial(
-                loaded, trial, f"interrupted ({getattr(exc, 'reason', 'Ctrl-C')}); re-run"
-            )
+        except KeyboardInterrupt as exc:  # stopped before its evaluation: queue it again
+            if trial is not None:
+                reason = getattr(exc, "reason", "Ctrl-C")
+                requeue_trial(loaded, trial, f"interrupted ({reason}); re-run")
             raise
         if time.monotonic() - last_export > EXPORT_EVERY_SECONDS:
             export_results(loaded, results_dir)
@@ -351,7 +356,6 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context, *, fixed_
         trial.set_user_attr(DISCARDED_ATTR, True)
         study.tell(trial, state=TrialState.FAIL)
         return
-    trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_id())
     with Heartbeat(study, trial):
         evaluate_trial(study, trial, ctx)
 
@@ -443,7 +447,7 @@ def run_search(
         Interrupted: SIGINT or SIGTERM; the running trial is queued again and the results
             table holds every finished trial.
     """
-    study = study or space.name
+    study = check_study_name(study or space.name)
     sampler = sampler or space.sampler
     seed = space.seed if seed is None else seed
     if trials is None and trained is None:
@@ -524,6 +528,7 @@ def evaluate_candidates(
     keys must be parameters of ``space`` with values inside their distributions.
     """
     seed = space.seed if seed is None else seed
+    check_study_name(study)
     results_dir = Path(results_dir)
     check_results_dir(results_dir)
     created = create_study(

@@ -4,10 +4,12 @@ holds every finished trial; the re-run trains the interrupted candidate, never f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,9 +20,12 @@ import pytest
 from _faults import load_journal_study, run_harness, search_command, storage_rows
 from optuna.trial import TrialState
 
+from harness.errors import Interrupted
 from harness.results import load_study_results
 from harness.search import load_space, run_search
 from harness.search._evaluate import ROW_ATTR
+from harness.search._signals import Stop, stop_on_signals
+from harness.search._storage import open_storage
 
 # Enough epochs that a trial lasts seconds: the signal lands inside its training.
 TRAIN = "{batch_size: 16, num_workers: 0, checkpoint_every: 1}"
@@ -186,7 +191,8 @@ def test_ctrl_c_stops_every_worker_and_queues_their_trials(
     assert sorted(table["trial"]) == sorted(stored)
     interrupted = [n for n, r in stored.items() if str(r["reason"]).startswith("interrupted")]
     waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert interrupted and len(waiting) == len(interrupted)  # each queued to run again
+    seen = [(t.number, t.state.name, t.user_attrs.get("retry_of")) for t in study.get_trials()]
+    assert interrupted and len(waiting) == len(interrupted), seen  # each queued to run again
     assert {t.user_attrs["retry_of"] for t in waiting} == set(interrupted)
 
 
@@ -195,3 +201,91 @@ def _open(results: Path, name: str, storage: str | None) -> optuna.Study | None:
         return load_journal_study(results, name, storage)
     except (KeyError, ValueError, FileNotFoundError):
         return None
+
+
+def test_a_signal_while_a_trial_is_asked_for_queues_it(
+    fault_space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The signal lands in the narrowest window: the storage has made the trial, the worker
+    # has not yet claimed it. It must still be queued again, not left running.
+    import harness.search.run as run_module
+
+    name = "asked"
+    results = tmp_path / "results"
+    space = load_space(fault_space(name, budget=1e-6))
+    ask = run_module._ask
+
+    def ask_then_signal(study: optuna.Study) -> optuna.Trial:
+        trial = ask(study)
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return trial
+
+    monkeypatch.setattr(run_module, "_ask", ask_then_signal)
+    with pytest.raises(Interrupted):
+        run_search(space, trials=3, results_dir=results, check=False)
+    study = load_journal_study(results, name)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["retry_of"] for t in waiting] == [1]
+    assert storage_rows(study)[1]["reason"].startswith("interrupted (SIGINT")
+
+
+def test_a_signal_while_waiting_for_the_journal_lock_still_appends(
+    tmp_path: Path,
+) -> None:
+    # Ctrl-C reaches every worker at once, so one of them is often waiting for the journal's
+    # lock while another holds it. The append it waits to make (a requeue's enqueue, say)
+    # must still be made, and the holder's lock left to the holder; then the stop.
+    results = tmp_path / "results"
+    study = optuna.create_study(storage=open_storage(None, results, "locked"), study_name="locked")
+    lock = results / "locked" / "journal.log.lock"
+    os.symlink(results / "locked" / "journal.log", lock)  # another worker holds the lock
+    held_at_release: list[bool] = []
+
+    def other_worker() -> None:
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while we wait for the lock
+        time.sleep(0.5)
+        held_at_release.append(lock.is_symlink())
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()  # the holder releases it
+
+    thread = threading.Thread(target=other_worker)
+    with stop_on_signals(), pytest.raises(Stop):
+        thread.start()
+        study.set_user_attr("written", True)
+    thread.join()
+    assert held_at_release == [True]  # nobody took the holder's lock away
+    assert load_journal_study(results, "locked").user_attrs == {"written": True}
+
+
+def test_a_signal_while_the_journal_is_read_leaves_a_true_view(tmp_path: Path) -> None:
+    # Every look at a journal study replays the records appended since the last look; Optuna
+    # counts a record read before it applies it. A stop signal between the two used to leave
+    # this process's view one record short for good (trial numbers shifted, a requeue
+    # failing the wrong trial). The record now lands whole; the stop comes after the replay.
+    results = tmp_path / "results"
+    mine = optuna.create_study(storage=open_storage(None, results, "view"), study_name="view")
+    other = optuna.load_study(study_name="view", storage=open_storage(None, results, "view"))
+    for x in range(4):  # another worker's trials, unseen by ``mine`` so far
+        other.enqueue_trial({"x": x})
+    backend = mine._storage._backend  # type: ignore[attr-defined]
+    read_logs = backend.read_logs
+
+    class Record(dict):
+        def __getitem__(self, key: str) -> object:  # Optuna reads "op_code" after counting
+            if key == "op_code":
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().__getitem__(key)
+
+    def read_then_signal(start: int):  # Ctrl-C lands inside the replay, after one record
+        for n, log in enumerate(read_logs(start)):
+            yield Record(log) if n == 1 else log
+
+    backend.read_logs = read_then_signal
+    with stop_on_signals(), pytest.raises(Stop):
+        mine.get_trials()
+    backend.read_logs = read_logs
+    seen = [t.system_attrs["fixed_params"] for t in mine.get_trials()]
+    assert seen == [{"x": x} for x in range(4)]
