@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SpecError
 
 # dashboard/ sits beside harness/: in the source tree, and in site-packages once installed.
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -61,6 +61,14 @@ def dashboard_command(
     if not APP.is_file():
         raise HarnessError(f"the dashboard is not installed: {APP} is missing")
     results = results.expanduser().resolve()
+    if not results.is_dir():
+        why = "is not a directory" if results.exists() else "does not exist"
+        raise SpecError(
+            f"results directory {results} {why}: run a search first (its --results), or give "
+            "the folder that holds the studies",
+            path=("--results",),
+            file="<command line>",
+        )
     typer.echo(f"harness dashboard: {results} on http://{host}:{port} (Ctrl+C to stop)")
     command = streamlit_command(results, port=port, host=host)
     if os.name == "posix":

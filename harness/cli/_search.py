@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import sys
 import time
@@ -192,6 +193,12 @@ def _search(
             raise _cli_error(f"must be at least 1, got {value}", option)
     if draws < 0:
         raise _cli_error(f"must be at least 0, got {draws}", "--draws")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise _cli_error(f"must be a number of seconds above 0, got {timeout}", "--timeout")
+    if study is not None:
+        from harness.search._preflight import check_study_name
+
+        check_study_name(study)
     if trials is None and trained is None:
         trials = 20
     start = time.perf_counter()

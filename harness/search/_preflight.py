@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 
 from harness.errors import SpecError
 
-__all__ = ["MIN_FREE_MB", "check_results_dir", "results_dir_problem"]
+__all__ = ["MIN_FREE_MB", "check_results_dir", "check_study_name", "results_dir_problem"]
 
 MIN_FREE_MB = 50.0  # default; HARNESS_MIN_FREE_MB overrides
 
@@ -68,3 +69,23 @@ def check_results_dir(path: str | Path) -> None:
     problem = results_dir_problem(path)
     if problem is not None:
         raise SpecError(problem, path=("--results",), file="<command line>")
+
+
+_STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,119}")
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if it is a study name: a folder name under ``--results``, never a path.
+
+    Raises:
+        SpecError: slashes, ``..``, a leading dot or dash, spaces, or over 120 characters.
+    """
+    if not _STUDY_NAME.fullmatch(name):
+        shown = name if len(name) <= 60 else f"{name[:57]}..."
+        raise SpecError(
+            f"'{shown}' is not a study name: letters, digits, '_', '.' and '-' (not first), "
+            "at most 120; a study lives in a folder of that name under --results",
+            path=("--study",),
+            file="<command line>",
+        )
+    return name

@@ -24,3 +24,13 @@ def test_dashboard_help_and_bad_port() -> None:
     assert result.returncode == 0 and "--results" in result.stdout and "127.0.0.1" in result.stdout
     result = subprocess.run([*run, "--port", "0"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
+
+
+def test_dashboard_of_a_missing_or_file_results_folder_is_one_line(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "harness", "dashboard", "--results"]
+    (tmp_path / "file").write_text("x")
+    for results, why in ((tmp_path / "none", "does not exist"), (tmp_path / "file", "is not a")):
+        result = subprocess.run([*run, str(results)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2
+        assert result.stderr.startswith("harness: <command line>: --results: results directory")
+        assert why in result.stderr and result.stderr.count("\n") == 1

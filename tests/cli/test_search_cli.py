@@ -60,3 +60,24 @@ def test_text_output_shows_the_pareto_set_once_then_the_summary(tmp_path: Path) 
     assert len(summary) == 1 and summary[0].startswith("study cli: 0 complete, 2 infeasible")
     table = tmp_path / "cli" / "trials.parquet"
     assert f"results table: {table} (and trials.csv beside it)" in lines  # path unbroken
+
+
+def test_a_study_is_a_name_not_a_path(tmp_path: Path) -> None:
+    path = _space(tmp_path, "params:\n  stages.1.width: [16, 32]\n")
+    results = tmp_path / "results"
+    for study in ("../../elsewhere", "a/b", ".hidden", "-x", "x" * 200):
+        result = run("search", str(path), "--trials", "1", "--results", str(results),
+                     "--study", study, "--draws", "0")  # fmt: skip
+        assert result.returncode == 2, (study, result.stderr)
+        assert result.stderr.startswith("harness: <command line>: --study: "), result.stderr
+        assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "elsewhere").exists() and not results.exists()  # nothing written
+
+
+def test_a_timeout_is_a_positive_number_of_seconds(tmp_path: Path) -> None:
+    path = _space(tmp_path, "params:\n  stages.1.width: [16, 32]\n")
+    for timeout in ("-1", "0", "nan", "inf"):
+        result = run("search", str(path), "--trials", "1", "--results", str(tmp_path),
+                     "--timeout", timeout)  # fmt: skip
+        assert result.returncode == 2, (timeout, result.stderr)
+        assert result.stderr.startswith("harness: <command line>: --timeout: "), result.stderr
