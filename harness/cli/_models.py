@@ -298,17 +298,24 @@ class _null:
         return None
 
 
-def schema_command() -> None:
-    """Print the JSON Schema of a spec file (for editor completion and validation)."""
-    from harness.spec import ModelSpec
+def schema_command(
+    space: Annotated[
+        bool, typer.Option("--space", help="The schema of a search-space file instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of a spec file (for editor completion and validation).
 
-    schema = ModelSpec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema.setdefault("properties", {})["base"] = {
-        "type": "string",
-        "description": "A zoo name or a YAML path (relative to this file) to inherit from.",
-    }
-    typer.echo(json.dumps(schema, indent=2))
+    The same as docs/schema/spec.schema.json (--space: docs/schema/space.schema.json).
+    """
+    from harness.spec._jsonschema import create_spec_schema, dump_schema
+
+    if space:
+        from harness.search._jsonschema import create_space_schema  # NOTE: loads Optuna
+
+        schema = create_space_schema()
+    else:
+        schema = create_spec_schema()
+    typer.echo(dump_schema(schema), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -106,6 +106,8 @@ class _Param(_Node):
 
 
 class CategoricalParam(_Param):
+    """One of a list of plain values; a YAML list is this distribution too."""
+
     type: Literal["categorical"] = "categorical"
     choices: list[Scalar | None] = Field(min_length=1)  # plain values (no lists or mappings)
 
@@ -124,10 +126,12 @@ class CategoricalParam(_Param):
 
 
 class IntParam(_Param):
+    """An integer from ``low`` to ``high`` in steps of ``step``, or on a log scale."""
+
     type: Literal["int"] = "int"
-    low: int = Field(ge=-MAX_INT, le=MAX_INT)
-    high: int = Field(ge=-MAX_INT, le=MAX_INT)
-    step: int = Field(default=1, ge=1, le=MAX_INT)
+    low: int = Field(ge=-MAX_INT, le=MAX_INT)  # lowest value
+    high: int = Field(ge=-MAX_INT, le=MAX_INT)  # highest value (drawn if low + k * step)
+    step: int = Field(default=1, ge=1, le=MAX_INT)  # values low, low+step, ...
     log: bool = False  # sample on a log scale (step must be 1)
 
     @model_validator(mode="after")
@@ -161,11 +165,13 @@ class IntParam(_Param):
 
 
 class FloatParam(_Param):
+    """A number from ``low`` to ``high``, on a grid of ``step`` or continuous, rounded."""
+
     type: Literal["float"] = "float"
-    low: Finite
-    high: Finite
+    low: Finite  # lowest value
+    high: Finite  # highest value
     step: Finite | None = Field(default=None, gt=0)  # values low, low+step, ...; also rounding
-    log: bool = False
+    log: bool = False  # sample on a log scale (low > 0, no step)
     digits: int = Field(
         4, ge=0, le=12
     )  # rounding of sampled values, so near-equal specs hash equal
@@ -214,9 +220,9 @@ class FidelitySpec(_Node):
 
     epochs: int = Field(default=1, ge=1, le=10_000)  # epochs of a full evaluation
     subset: float = Field(default=1.0, gt=0, le=1)  # fraction of the training set
-    # train and evaluate on shorter clips (None: spec's) and smaller crops
+    # frames per clip to train and evaluate on (None: the spec's)
     frames: int | None = Field(default=None, ge=1, le=1_000_000)
-    size: int | None = Field(default=None, ge=1, le=1_000_000)
+    size: int | None = Field(default=None, ge=1, le=1_000_000)  # crop side, pixels (None: spec's)
 
 
 class HalvingSpec(_Node):
@@ -240,24 +246,31 @@ class SearchSpace(_Node):
     """A validated search space. ``base`` (and a data path beside the file) are absolute
     after loading; the source document is kept to point errors at their line."""
 
+    # the study's name unless --study gives one; default: the file stem
     name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    base: str  # zoo name or YAML path
+    description: str = ""  # one line on what the space explores
+    base: str  # the spec searched around: zoo name or YAML path (relative to this file)
     data: str = "synthetic:tiny"  # "synthetic[:tiny|small|large]" or a data set path
-    classes: int | None = Field(default=None, ge=1, le=1_000_000)  # None: decided by the data
+    # classes the head predicts; None: decided by the data
+    classes: int | None = Field(default=None, ge=1, le=1_000_000)
     # metric or cost name -> direction; costs as in harness.costs (``trained.`` prefix: at
-    # the fidelity's clip)
+    # the fidelity's clip); default: top1 maximize, gflops minimize
     objectives: dict[str, Direction] = Field(default_factory=_default_objectives, min_length=1)
     # cost -> upper limit; a bare cost is the deployed network's (the spec's clip),
     # ``trained.<cost>`` the network as trained (the fidelity's clip)
     budgets: dict[str, Finite] = Field(default_factory=dict)
-    fidelity: FidelitySpec = FidelitySpec()
-    halving: HalvingSpec | None = None  # None: every candidate trains fidelity.epochs
+    fidelity: FidelitySpec = FidelitySpec()  # how much training a candidate gets
+    # successive halving over epochs; None: every candidate trains fidelity.epochs
+    halving: HalvingSpec | None = None
+    # Optuna's pruner of single-objective studies without ``halving``
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
-    train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig keyword arguments
-    sampler: str = "tpe"
-    sampler_options: dict[str, Any] = Field(default_factory=dict)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's range of seeds
+    # training settings of every trial: TrainConfig keyword arguments (no seed)
+    train: dict[str, Any] = Field(default_factory=dict)
+    sampler: str = "tpe"  # Optuna sampler, by name
+    sampler_options: dict[str, Any] = Field(default_factory=dict)  # its keyword arguments
+    # seeds the sampler and every trial's training (numpy's range of seeds)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    # spec key path (``stages.1.width``) -> distribution, sampled in file order
     params: dict[str, Param] = Field(default_factory=dict)
     tied: dict[str, str] = Field(default_factory=dict)  # key path -> parameter it copies
     _doc: Document | None = PrivateAttr(default=None)

@@ -46,13 +46,23 @@ def _odd(value: int) -> int:
 
 PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
 PositiveFloat = Annotated[float, Field(gt=0, le=1_000.0)]
+_ODD = {"not": {"multipleOf": 2}}  # JSON Schema of an odd integer
 # A kernel size: odd, so that 'same' padding keeps the shape.
-OddInt = Annotated[int, Field(ge=1, le=99), AfterValidator(_odd)]
+OddInt = Annotated[int, Field(ge=1, le=99, json_schema_extra=_ODD), AfterValidator(_odd)]
 
 
-def _int_or_list(minimum: int, *, length: int | None = None, max_items: int = 3) -> WithJsonSchema:
+def _int_or_list(
+    minimum: int,
+    maximum: int,
+    *,
+    odd: bool = False,
+    length: int | None = None,
+    max_items: int = 3,
+) -> WithJsonSchema:
     """JSON Schema of "an integer, or a list of integers" (the YAML shorthand)."""
-    item = {"type": "integer", "minimum": minimum}
+    item: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if odd:
+        item.update(_ODD)
     array: dict[str, Any] = {
         "type": "array",
         "items": item,
@@ -66,23 +76,23 @@ def _int_or_list(minimum: int, *, length: int | None = None, max_items: int = 3)
 Triple = Annotated[
     tuple[PositiveInt, PositiveInt, PositiveInt],
     BeforeValidator(_triple),
-    _int_or_list(1, length=3),
+    _int_or_list(1, 1_000_000, length=3),
 ]
 KernelTriple = Annotated[
-    tuple[OddInt, OddInt, OddInt], BeforeValidator(_triple), _int_or_list(1, length=3)
+    tuple[OddInt, OddInt, OddInt], BeforeValidator(_triple), _int_or_list(1, 99, odd=True, length=3)
 ]
 _NonNegative = Annotated[int, Field(ge=0, le=99)]
 PadTriple = Annotated[
     tuple[_NonNegative, _NonNegative, _NonNegative],
     BeforeValidator(_triple),
-    _int_or_list(0, length=3),
+    _int_or_list(0, 99, length=3),
 ]
 # A kernel size, or a list cycled over the blocks of a stage (I3D's [3, 1] pattern).
 KernelPattern = Annotated[
     tuple[OddInt, ...],
     BeforeValidator(_pattern),
     Field(min_length=1, max_length=64),
-    _int_or_list(1, max_items=64),
+    _int_or_list(1, 99, odd=True, max_items=64),
 ]
 Norm = Literal["batch", "none"]  # normalisation after each convolution
 Act = Literal["relu", "swish", "gelu", "none"]  # activation after normalisation

@@ -14,9 +14,9 @@ clip checks apply. Attention types:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from harness.spec._types import KernelTriple, Node, OddInt, PositiveFloat, PositiveInt, Triple
 
@@ -47,9 +47,10 @@ class PatchStemSpec(Node):
     width: PositiveInt  # embedding width D
     patch: Triple  # (t, h, w) stride of the embedding, in frames and pixels
     kernel: KernelTriple | None = None  # overlapping patches; default: kernel = patch
-    bias: bool = True
+    bias: bool = True  # bias of the embedding conv
     cls_token: Literal["none", "global", "frame"] = "global"  # class tokens added
-    pos_embed: PosEmbed = "learned"
+    pos_embed: PosEmbed = "learned"  # learned, sinusoidal or none
+    # joint: one per token; separable: spatial + temporal; space: spatial, shared by frames
     pos_layout: Literal["joint", "separable", "space"] = "separable"
 
 
@@ -78,6 +79,18 @@ def _attention_layout(value: Any) -> Any:
     return value
 
 
+_SCOPES = list(get_args(AttentionScope))
+# JSON Schema of the attention field: a list of scopes, or one scope or layout name.
+_ATTENTION_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"enum": [*_SCOPES, *ATTENTION_LAYOUTS]},
+            {"type": "array", "items": {"enum": _SCOPES}, "minItems": 1, "maxItems": 4},
+        ]
+    }
+)
+
+
 class TransformerBlockSpec(_TokenBlock):
     """Pre-norm transformer block (ViT, TimeSformer, ViViT)::
 
@@ -91,14 +104,15 @@ class TransformerBlockSpec(_TokenBlock):
     heads: PositiveInt  # attention heads; must divide the width
     # One residual attention sub-layer per entry, in order: [joint]; [time, space] is
     # TimeSformer's divided attention; [space, time] ViViT's factorised self-attention.
-    # A name of ATTENTION_LAYOUTS ("divided") or a single scope ("joint") also works.
+    # A layout name of ATTENTION_LAYOUTS ("divided") or a single scope ("joint") also works.
     attention: Annotated[
         tuple[AttentionScope, ...],
         BeforeValidator(_attention_layout),
         Field(min_length=1, max_length=4),
+        _ATTENTION_SCHEMA,
     ] = ("joint",)
     mlp_ratio: PositiveFloat = 4.0  # hidden width of the MLP / width
-    qkv_bias: bool = True
+    qkv_bias: bool = True  # bias of the query, key and value projections
     time_proj: bool = False  # TimeSformer's extra linear layer after temporal attention
 
 
@@ -113,7 +127,7 @@ class FrameTokensBlockSpec(_TokenBlock):
     pool: Literal["cls", "mean"] = "cls"  # each frame's class token, or the mean of its patches
     norm: bool = True  # layer norm first (the spatial encoder's final norm)
     cls_token: bool = True  # prepend a class token for the clip
-    pos_embed: PosEmbed = "learned"
+    pos_embed: PosEmbed = "learned"  # positional encoding over time
 
 
 class MViTBlockSpec(_TokenBlock):
@@ -127,8 +141,8 @@ class MViTBlockSpec(_TokenBlock):
 
     type: Literal["mvit"] = "mvit"
     heads: PositiveInt  # attention heads; must divide the attention width
-    mlp_ratio: PositiveFloat = 4.0
-    qkv_bias: bool = True
+    mlp_ratio: PositiveFloat = 4.0  # hidden width of the MLP / its input width
+    qkv_bias: bool = True  # bias of the query, key and value projections
     kernel_q: OddInt = 3  # query pooling kernel (each axis)
     kernel_kv: OddInt = 3  # key/value pooling kernel
     kv_stride: Triple = (1, 1, 1)  # key/value pooling stride (t, h, w)
@@ -141,6 +155,6 @@ class TokenHeadSpec(Node):
     """Layer norm -> class token or mean of the tokens -> dropout -> linear."""
 
     type: Literal["tokens"] = "tokens"
-    pool: Literal["cls", "mean"] = "cls"
+    pool: Literal["cls", "mean"] = "cls"  # the class token, or the mean of the tokens
     norm: bool = True  # final layer norm
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1)  # before the linear layer

@@ -57,7 +57,7 @@ class PlainBlockSpec(_Block):
     """conv -> norm -> act, no residual (C3D's layers, S3D's stem convolutions)."""
 
     type: Literal["plain"] = "plain"
-    kernel: KernelTriple = (3, 3, 3)  # (t, h, w)
+    kernel: KernelTriple = (3, 3, 3)  # conv kernel (t, h, w), odd sizes
     # full: one t x h x w conv; 2plus1d: 1 x h x w then t x 1 x 1 with a mid width;
     # separable: the same with mid width = output width (S3D).
     factorization: Literal["full", "2plus1d", "separable"] = "full"
@@ -69,8 +69,8 @@ class BasicBlockSpec(_Block):
     """ResNet basic block, two t x k x k convs (R3D; t=1 gives the 2D stages of MCx/rMCx)."""
 
     type: Literal["basic"] = "basic"
-    temporal_kernel: KernelPattern = (3,)  # per block, cycled over the stage
-    spatial_kernel: OddInt = 3
+    temporal_kernel: KernelPattern = (3,)  # t of both convs; a list cycles over the blocks
+    spatial_kernel: OddInt = 3  # k of both convs (height and width)
 
 
 class R2Plus1DBlockSpec(_Block):
@@ -81,8 +81,8 @@ class R2Plus1DBlockSpec(_Block):
     """
 
     type: Literal["r2plus1d"] = "r2plus1d"
-    temporal_kernel: KernelPattern = (3,)
-    spatial_kernel: OddInt = 3
+    temporal_kernel: KernelPattern = (3,)  # t of the t x 1 x 1 convs; a list cycles
+    spatial_kernel: OddInt = 3  # k of the 1 x k x k convs
     # Which N_in enters the formula for the block's second conv: the block input width
     # (as torchvision's r2plus1d_18 computes it, whose published figures we match) or that
     # conv's own input width (the paper's literal reading).
@@ -98,9 +98,9 @@ class BottleneckBlockSpec(_Block):
 
     uses_inner: ClassVar[bool] = True
     type: Literal["bottleneck"] = "bottleneck"
-    temporal_kernel: KernelPattern = (1,)
-    temporal_kernel_at: Literal["first", "middle"] = "first"
-    spatial_kernel: OddInt = 3
+    temporal_kernel: KernelPattern = (1,)  # t of the temporal conv; a list cycles over blocks
+    temporal_kernel_at: Literal["first", "middle"] = "first"  # which conv has the t kernel
+    spatial_kernel: OddInt = 3  # k of the middle conv
     groups: PositiveInt = 1  # groups of the middle conv (ResNeXt cardinality)
 
 
@@ -115,8 +115,8 @@ class TSMBlockSpec(_Block):
     uses_inner: ClassVar[bool] = True
     type: Literal["tsm"] = "tsm"
     shift_fraction: float = Field(0.125, gt=0, le=0.5)  # per direction (TSM: 1/8)
-    shift_mode: Literal["residual", "inplace"] = "residual"
-    spatial_kernel: OddInt = 3
+    shift_mode: Literal["residual", "inplace"] = "residual"  # shift in the branch or the input
+    spatial_kernel: OddInt = 3  # k of the middle 1 x k x k conv
 
 
 class CSNBlockSpec(_Block):
@@ -128,9 +128,9 @@ class CSNBlockSpec(_Block):
 
     uses_inner: ClassVar[bool] = True
     type: Literal["csn"] = "csn"
-    variant: Literal["ir", "ip"] = "ir"
-    temporal_kernel: KernelPattern = (3,)
-    spatial_kernel: OddInt = 3
+    variant: Literal["ir", "ip"] = "ir"  # ir: depthwise middle conv; ip: 1x1x1 first
+    temporal_kernel: KernelPattern = (3,)  # t of the depthwise conv; a list cycles
+    spatial_kernel: OddInt = 3  # k of the depthwise conv
 
 
 class P3DBlockSpec(_Block):
@@ -141,9 +141,9 @@ class P3DBlockSpec(_Block):
 
     uses_inner: ClassVar[bool] = True
     type: Literal["p3d"] = "p3d"
-    variant: Literal["A", "B", "C"] = "A"
-    temporal_kernel: KernelPattern = (3,)
-    spatial_kernel: OddInt = 3
+    variant: Literal["A", "B", "C"] = "A"  # A: S then T; B: S + T; C: S, then S + T(S)
+    temporal_kernel: KernelPattern = (3,)  # t of T; a list cycles over the blocks
+    spatial_kernel: OddInt = 3  # k of S
 
 
 class X3DBlockSpec(_Block):
@@ -154,10 +154,10 @@ class X3DBlockSpec(_Block):
 
     uses_inner: ClassVar[bool] = True
     type: Literal["x3d"] = "x3d"
-    temporal_kernel: KernelPattern = (3,)
-    spatial_kernel: OddInt = 3
+    temporal_kernel: KernelPattern = (3,)  # t of the depthwise conv; a list cycles
+    spatial_kernel: OddInt = 3  # k of the depthwise conv
     se_ratio: float = Field(0.0625, ge=0, le=1)  # SE width = round_width(inner * ratio); 0 = none
-    se_every: PositiveInt = 2
+    se_every: PositiveInt = 2  # squeeze-excitation on every n-th block, from the first
     inner_act: Act = "swish"  # activation after the depthwise conv
 
     def period(self) -> int:
@@ -167,7 +167,7 @@ class X3DBlockSpec(_Block):
 class InceptionBranches(Node):
     """Widths of an Inception module's four branches (S3D's Mixed_* modules)."""
 
-    b0: PositiveInt  # 1x1x1
+    b0: PositiveInt  # 1x1x1 conv
     b1_reduce: PositiveInt  # 1x1x1 before the first separable conv
     b1: PositiveInt  # separable t x k x k
     b2_reduce: PositiveInt  # 1x1x1 before the second separable conv
@@ -179,9 +179,9 @@ class SepInceptionBlockSpec(_Block):
     """Inception module with separable (1xkxk then tx1x1) convs: S3D, with gating S3D-G."""
 
     type: Literal["sep_inception"] = "sep_inception"
-    branches: InceptionBranches
-    temporal_kernel: OddInt = 3
-    spatial_kernel: OddInt = 3
+    branches: InceptionBranches  # widths of the four branches
+    temporal_kernel: OddInt = 3  # t of the separable convs
+    spatial_kernel: OddInt = 3  # k of the separable convs
     gating: bool = False  # S3D-G self-gating on each branch output
 
     def own_width(self) -> int:

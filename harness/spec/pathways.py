@@ -77,7 +77,7 @@ class LateralSpec(Node):
     type: Literal["time_strided_conv", "time_to_channel", "strided_sample"] = "time_strided_conv"
     kernel: OddInt = 5  # temporal kernel of time_strided_conv
     channel_ratio: PositiveFloat = 2.0  # time_strided_conv output = ratio x source channels
-    combine: AttentionCombine = "concat"
+    combine: AttentionCombine = "concat"  # concat, sum or attention (above)
     weight: float = 1.0  # sum only: scale of the lateral term (the seed's alpha * TtoS)
 
     def out_channels(self, source: int, ratio: int, target: int) -> int:
@@ -127,4 +127,4 @@ class SegmentsSpec(Node):
     """
 
     count: PositiveInt  # K: snippets per clip; must divide clip.frames
-    consensus: Literal["avg", "max", "attention"] = "avg"
+    consensus: Literal["avg", "max", "attention"] = "avg"  # how the K scores are fused

@@ -66,10 +66,10 @@ class ClipSpec(Node):
 class PoolSpec(Node):
     """A pooling layer (between stages, after a stem)."""
 
-    type: Literal["max", "avg"] = "max"
-    kernel: Triple  # (t, h, w)
-    stride: Triple | None = None  # default: the kernel
-    padding: PadTriple = (0, 0, 0)
+    type: Literal["max", "avg"] = "max"  # max or average pooling
+    kernel: Triple  # pooling window (t, h, w), in frames and pixels
+    stride: Triple | None = None  # (t, h, w); default: the kernel
+    padding: PadTriple = (0, 0, 0)  # zeros added on each side (t, h, w)
 
 
 class ConvStemSpec(Node):
@@ -82,13 +82,15 @@ class ConvStemSpec(Node):
 
     type: Literal["conv"] = "conv"
     width: PositiveInt  # output channels
-    kernel: KernelTriple  # (t, h, w)
-    stride: Triple = (1, 2, 2)  # (t, h, w)
+    kernel: KernelTriple  # conv kernel (t, h, w), odd sizes
+    stride: Triple = (1, 2, 2)  # conv stride (t, h, w)
+    # full: one t x h x w conv; 2plus1d, separable, dw_temporal: a spatial conv, then a
+    # temporal one (as described above).
     factorization: Literal["full", "2plus1d", "separable", "dw_temporal"] = "full"
     mid_width: PositiveInt | None = None  # 2plus1d only: width between the two convs
-    norm: Norm = "batch"
-    act: Act = "relu"
-    bias: bool = False
+    norm: Norm = "batch"  # normalisation after the conv
+    act: Act = "relu"  # activation after normalisation
+    bias: bool = False  # convolution bias
     pool: PoolSpec | None = None  # pooling after the conv (ResNet's 1x3x3 max pool)
 
 
@@ -105,7 +107,8 @@ class StageSpec(Node):
     """A run of blocks at one resolution; the first block carries the strides."""
 
     block: BlockSpec | None = None  # the block, repeated ``depth`` times
-    blocks: tuple[BlockSpec, ...] | None = Field(None, min_length=1)  # or one spec per block
+    # Instead of ``block`` and ``depth``: one spec per block, in order.
+    blocks: tuple[BlockSpec, ...] | None = Field(None, min_length=1)
     depth: PositiveInt | None = None  # number of blocks (with ``block``)
     width: PositiveInt | None = None  # output channels (inception modules set their own)
     bottleneck_ratio: PositiveFloat | None = None  # inner width = int(ratio * width)
@@ -163,9 +166,9 @@ class ClassifierHeadSpec(Node):
     conv_ratio: PositiveFloat | None = None
     pool: Literal["avg", "max", "flatten"] = "avg"  # flatten keeps T x H x W (C3D's fc6)
     hidden: tuple[PositiveInt, ...] = ()  # widths of hidden fully-connected layers
-    hidden_bias: bool = True
+    hidden_bias: bool = True  # bias of the hidden fully-connected layers
     norm: Norm = "batch"  # after the pre-pool conv
-    act: Act = "relu"
+    act: Act = "relu"  # after the pre-pool conv and each hidden layer
     dropout: float = Field(0.0, ge=0, lt=1)  # before every fully-connected layer but the first
 
 
@@ -233,13 +236,13 @@ class PublishedSpec(Node):
     """A published figure the spec must reproduce, with its source and convention."""
 
     source: str  # citation: paper table or repository file
-    frames: PositiveInt  # input at which the figures hold
-    size: PositiveInt
-    classes: PositiveInt
+    frames: PositiveInt  # frames per clip of the input at which the figures hold
+    size: PositiveInt  # crop side of that input, pixels
+    classes: PositiveInt  # classes of the head the figures count
     params: int | float | str | None = None  # as printed: 33371472, "3.8M"
     # all: every parameter; no_norm: without normalisation layers (the X3D paper's count)
     params_convention: Literal["all", "no_norm"] = "all"
-    gflops: int | float | str | None = None  # multiply-adds, as printed
+    gflops: int | float | str | None = None  # GFLOPs (multiply-adds / 1e9), as printed
     # compute: conv/linear/matmul only (FAIR papers, torchvision); all: fvcore total incl. norm
     gflops_convention: Literal["compute", "all"] = "compute"
     note: str = ""  # how the figure was measured, where it differs from the obvious
@@ -255,6 +258,7 @@ class PublishedSpec(Node):
 class PathwaySpec(Node):
     """One pathway of a multi-pathway network: its input, sampling, stem and stages."""
 
+    # Unique among the pathways; laterals and the join name pathways by it.
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Named input(s) read; several are concatenated over channels (early fusion of inputs).
     input: Annotated[
@@ -269,8 +273,8 @@ class PathwaySpec(Node):
     # Multiplies the stem and stage widths written here (SlowFast's beta for the fast
     # pathway); applied when the spec is realised.
     width_ratio: PositiveFloat = 1.0
-    stem: StemSpec
-    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=64)
+    stem: StemSpec  # the pathway's stem
+    stages: tuple[StageSpec, ...] = Field(min_length=1, max_length=64)  # its stages, in order
 
     @field_validator("input", mode="before")
     @classmethod
@@ -287,20 +291,22 @@ _OPTIONAL_KEYS = ("inputs", "pathways", "laterals", "join", "segments")
 class ModelSpec(Node):
     """A whole network: one pathway (``stem`` + ``stages``) or several (``pathways``)."""
 
-    name: str = Field(min_length=1, max_length=200)  # zoo name or file stem
-    description: str = ""
-    clip: ClipSpec
+    name: str = Field(min_length=1, max_length=200)  # zoo name or file stem (the default)
+    description: str = ""  # one line on what the network is
+    clip: ClipSpec  # the input clip the network is designed for
     # Named inputs and their channels; default: one input, rgb, with clip.channels.
     inputs: dict[str, InputSpec] | None = None
-    stem: StemSpec | None = None  # single pathway: the stem ...
-    stages: tuple[StageSpec, ...] = Field((), max_length=64)  # ... and its stages
+    stem: StemSpec | None = None  # single pathway: the stem (or list ``pathways``)
+    stages: tuple[StageSpec, ...] = Field((), max_length=64)  # single pathway: the stages
+    # Several pathways, each with its own stem and stages (instead of ``stem``, ``stages``).
     pathways: tuple[PathwaySpec, ...] | None = Field(None, min_length=1, max_length=8)
     laterals: tuple[LateralSpec, ...] = Field((), max_length=64)  # fusions between pathways
     join: JoinSpec | None = None  # how the head reads the pathways; default concat
-    head: HeadSpec
+    head: HeadSpec  # what turns the last features into class scores (or features)
     segments: SegmentsSpec | None = None  # TSN-style snippets with a score consensus
-    expansion: ExpansionSpec = ExpansionSpec()
+    expansion: ExpansionSpec = ExpansionSpec()  # X3D expansion factors, applied when realised
     classes: PositiveInt = 400  # runtime default: number of classes the head predicts
+    # Figures the spec must reproduce (``harness zoo --check``); never inherited by ``base``.
     published: PublishedSpec | None = None
 
     # Where each key came from (set by the loader; used to point compile errors at lines).

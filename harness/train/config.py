@@ -42,17 +42,17 @@ class Fidelity(_Frozen):
 class TrainConfig(_Frozen):
     """Runtime settings of a training run; defaults suit the synthetic benchmark on CPU."""
 
-    optimizer: Literal["sgd", "adamw"] = "adamw"
+    optimizer: Literal["sgd", "adamw"] = "adamw"  # SGD (Nesterov momentum) or AdamW
     lr: float = Field(default=5e-3, gt=0)  # peak learning rate, for ``batch_size`` x ``grad_accum``
     weight_decay: float = Field(default=0.05, ge=0)  # on weights; never on norm layers or biases
     momentum: float = Field(default=0.9, ge=0, lt=1)  # SGD momentum (AdamW: beta1)
     warmup_epochs: float = Field(default=1.0, ge=0)  # linear warm-up, then cosine decay to zero
-    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)  # of the cross-entropy loss
     batch_size: int = Field(default=16, ge=1, le=65536)  # clips per step per process
     grad_accum: int = Field(
         default=1, ge=1, le=1024
     )  # steps whose gradients add up before an update
-    eval_batch_size: int | None = Field(default=None, ge=1)  # None: batch_size
+    eval_batch_size: int | None = Field(default=None, ge=1)  # clips per eval step; None: batch_size
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on GPU, else fp32
     channels_last: bool | None = None  # channels_last_3d memory format; None: on GPU only
     precise_bn: bool = False  # recompute norm statistics with fixed weights after training
@@ -64,6 +64,7 @@ class TrainConfig(_Frozen):
     num_workers: int | None = Field(
         default=None, ge=0, le=64
     )  # loader processes; None: one per core
+    # where to train; default: cuda when a GPU is available, else cpu
     device: Literal["cpu", "cuda"] = Field(default_factory=_default_device)
     # Final test: (temporal clips, spatial crops) per video, scores averaged. Evaluation
     # after every epoch is single-view (one centred clip).

@@ -93,8 +93,12 @@ def test_schema_is_json_schema() -> None:
     assert result.returncode == 0
     schema = json.loads(result.stdout)
     assert {"clip", "stem", "stages", "head", "expansion", "base"} <= set(schema["properties"])
-    assert schema["properties"]["stages"]["type"] == "array"
     assert schema["additionalProperties"] is False
+    docs = Path(__file__).parents[2] / "docs" / "schema"
+    assert result.stdout == (docs / "spec.schema.json").read_text()
+    space = run("schema", "--space")
+    assert space.returncode == 0, space.stderr
+    assert space.stdout == (docs / "space.schema.json").read_text()
 
 
 def test_schema_validates_zoo_files() -> None:
