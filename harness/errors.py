@@ -12,7 +12,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["HarnessError", "Interrupted", "Location", "SpecError", "format_key_path", "warn"]
+__all__ = [
+    "HarnessError",
+    "Interrupted",
+    "Location",
+    "SpecError",
+    "format_key_path",
+    "shorten",
+    "warn",
+]
 
 
 class HarnessError(Exception):
@@ -86,3 +94,11 @@ def _one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``text``, or its start and its length where it is longer than ``limit`` characters: a
+    name a user wrote, quoted in a message that must stay one readable line."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"

@@ -16,8 +16,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.errors import SpecError
+from harness.errors import SpecError, format_key_path
 from harness.spec.attention import PatchStemSpec
+from harness.spec.load import is_own_key
 from harness.spec.pathways import LateralSpec
 from harness.spec.schema import ConvStemSpec, ModelSpec, PathwaySpec, PoolSpec
 
@@ -43,7 +44,20 @@ _AXES = ("frames", "height", "width")
 
 
 class _ClipDoesNotFit(SpecError):
-    """The clip does not fit the network's strides, pools or frame ratios."""
+    """The clip does not fit the network's strides, pools or frame ratios.
+
+    Where the clip is too small for a layer (rather than of a length the layer cannot
+    divide), ``axis`` is the clip axis (frames, height, width) and ``detail`` says how.
+    """
+
+    axis: str | None = None
+    detail: str = ""
+
+
+def _too_small(detail: str, axis: str, path: KeyPath) -> _ClipDoesNotFit:
+    error = _ClipDoesNotFit(f"clip too short or too small: {detail}", path=path)
+    error.axis, error.detail = axis, detail
+    return error
 
 
 @dataclass(frozen=True)
@@ -160,10 +174,7 @@ def _stride(shape: Shape, stride: tuple[int, int, int], paths: tuple[KeyPath, ..
     c, *extent = shape
     for axis, n, s, path in zip(_AXES, extent, stride, paths, strict=True):
         if n < s:
-            raise _ClipDoesNotFit(
-                f"clip too short or too small: {n} {axis} reach a stride of {s} here",
-                path=path,
-            )
+            raise _too_small(f"{n} {axis} reach a stride of {s} here", axis, path)
     t, h, w = (math.ceil(n / s) for n, s in zip(extent, stride, strict=True))
     return (c, t, h, w)
 
@@ -173,9 +184,7 @@ def _patches(shape: Shape, patch: tuple[int, int, int], path: KeyPath) -> Shape:
     c, *extent = shape
     for axis, n, p in zip(_AXES, extent, patch, strict=True):
         if n < p:
-            raise _ClipDoesNotFit(
-                f"clip too short or too small: {n} {axis} reach a patch of {p} here", path=path
-            )
+            raise _too_small(f"{n} {axis} reach a patch of {p} here", axis, path)
     t, h, w = (n // p for n, p in zip(extent, patch, strict=True))
     return (c, t, h, w)
 
@@ -191,11 +200,8 @@ def _pool(shape: Shape, pool: PoolSpec, path: KeyPath) -> Shape:
             )
         size = (n + 2 * p - k) // s + 1
         if size < 1:
-            raise _ClipDoesNotFit(
-                f"clip too short or too small: the pool's kernel {k} exceeds the {n} {axis} "
-                "that reach it",
-                path=(*path, "kernel"),
-            )
+            detail = f"the pool's kernel {k} exceeds the {n} {axis} that reach it"
+            raise _too_small(detail, axis, (*path, "kernel"))
         out.append(size)
     return (c, out[0], out[1], out[2])
 
@@ -221,6 +227,16 @@ def _plan_stem(stem: Any, shape: Shape, prefix: KeyPath) -> tuple[Shape, str]:
 def _check_heads(heads: int, width: int, path: KeyPath) -> None:
     if width % heads:
         raise SpecError(f"{heads} heads do not divide the width {width}", path=(*path, "heads"))
+
+
+def _check_groups(block: Any, inner: int | None, path: KeyPath) -> None:
+    """A grouped conv (ResNeXt) splits the inner width into ``groups`` equal parts."""
+    groups = getattr(block, "groups", 1)
+    if inner is not None and inner % groups:
+        raise SpecError(
+            f"{groups} groups do not divide the inner width {inner} of the block",
+            path=(*path, "groups"),
+        )
 
 
 def _keep(block: Any, state: _State, stride: tuple[int, int], dim_out: int, path: KeyPath) -> None:
@@ -323,6 +339,7 @@ def _plan_stage(
         stride = (stage.temporal_stride, stage.spatial_stride) if j == 0 else (1, 1)
         block_path = (*path, "blocks", j) if stage.blocks is not None else (*path, "block")
         new = _plan_block(block, state, stride, dim_out, block_path, path)
+        _check_groups(block, stage.inner(dim_out), block_path)
         blocks.append(
             BlockPlan(
                 spec=block,
@@ -482,12 +499,33 @@ def plan_network(spec: ModelSpec, *, frames: int, size: int) -> NetworkPlan:
             declared = _plan(spec, spec.clip.frames, spec.clip.size)
         return _plan(spec, frames, size, declared)
     except _ClipDoesNotFit as exc:
-        need_frames, need_size = min_clip(spec)
-        raise SpecError(
-            f"{exc.message} (a {frames}x{size}x{size} clip; this network needs at least "
-            f"{need_frames} frames of {need_size}x{need_size})",
-            path=exc.path,
-        ) from None
+        raise _clip_error(spec, exc, frames, size) from None
+
+
+def _clip_error(spec: ModelSpec, exc: _ClipDoesNotFit, frames: int, size: int) -> SpecError:
+    """The error of a clip that does not fit, at the key that is most likely the mistake: the
+    layer's, or the clip's own where the spec's file set its clip and inherited the layer."""
+    need_frames, need_size = min_clip(spec)
+    key = "frames" if exc.axis == "frames" else "size"
+    clip = ("clip", key)
+    if (
+        exc.axis is not None
+        and (frames, size) == (spec.clip.frames, spec.clip.size)
+        and is_own_key(spec, clip)
+        and not is_own_key(spec, exc.path)
+    ):
+        few = f"{frames} frames are too few" if key == "frames" else f"{size} is too small"
+        need = need_frames if key == "frames" else f"{need_size}x{need_size}"
+        return SpecError(
+            f"{few} for this network (it needs at least {need}): at "
+            f"{format_key_path(exc.path)}, {exc.detail}",
+            path=clip,
+        )
+    return SpecError(
+        f"{exc.message} (a {frames}x{size}x{size} clip; this network needs at least "
+        f"{need_frames} frames of {need_size}x{need_size})",
+        path=exc.path,
+    )
 
 
 def _fits(spec: ModelSpec, frames: int, size: int) -> bool:
@@ -500,6 +538,9 @@ def _fits(spec: ModelSpec, frames: int, size: int) -> bool:
 
 def min_clip(spec: ModelSpec, limit: int = 4096) -> tuple[int, int]:
     """The smallest (frames, size) the network accepts (strides and pools permitting)."""
-    size = next((s for s in range(1, limit) if _fits(spec, limit, s)), limit)
+    # NOTE: the long clip the sizes are tried with must split into the segments
+    segments = spec.segments.count if spec.segments else 1
+    long = limit - limit % segments
+    size = next((s for s in range(1, limit) if _fits(spec, long, s)), limit)
     frames = next((t for t in range(1, limit) if _fits(spec, t, size)), limit)
     return frames, size

@@ -25,6 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from harness.errors import SpecError
 from harness.registry import suggest
+from harness.spec import (
+    Document,
+    Integer,
+    NotBool,
+    Number,
+    error_message,
+    error_path,
+    load_yaml_file,
+)
 
 __all__ = [
     "KINETICS_MEAN",
@@ -39,8 +48,9 @@ __all__ = [
 KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast's RGB mean, on [0, 1] intensities
 KINETICS_STD = (0.225, 0.225, 0.225)
 
-Fraction = Annotated[float, Field(gt=0, le=1)]
-Triple = tuple[float, float, float]
+Fraction = Annotated[Number, Field(gt=0, le=1)]
+Triple = tuple[Number, Number, Number]
+_Positive = Annotated[Number, Field(gt=0)]
 
 
 class _Node(BaseModel):
@@ -51,7 +61,8 @@ class _DataBase(_Node):
     train_sampler: str = "strided"  # clip sampler for training (see list_samplers())
     test_sampler: str = "strided"  # clip sampler for evaluation
     mean: Triple = KINETICS_MEAN  # per-channel mean subtracted, on [0, 1] intensities
-    std: Triple = KINETICS_STD  # per-channel standard deviation divided by
+    # per-channel standard deviation divided by
+    std: tuple[_Positive, _Positive, _Positive] = KINETICS_STD
 
     @model_validator(mode="after")
     def _known_samplers(self) -> _DataBase:
@@ -115,15 +126,15 @@ class SyntheticDataSpec(_DataBase):
     type: Literal["synthetic"] = "synthetic"
     preset: Literal["tiny", "small", "large"] = "small"  # size the other fields default to
     # Number of classes: the first N of the class table (harness.data.synthetic).
-    classes: int = Field(default=12, ge=2, le=16)
-    train_clips: int = Field(default=4096, ge=1, le=10_000_000)  # videos, training split
-    val_clips: int = Field(default=480, ge=1, le=10_000_000)  # videos, validation split
-    video_frames: int = Field(default=24, ge=2, le=10_000)  # source frames of a video
-    distractors: int = Field(default=2, ge=0, le=16)  # at most this many distractors
-    noise: float = Field(default=0.05, ge=0, le=0.5)  # largest pixel-noise std, [0, 1] units
-    texture: float = Field(default=0.06, ge=0, le=0.5)  # std of the background's blotches
-    scale: float = Field(default=1.3, gt=0, le=4)  # main object's size, x the motion's own
-    seed: int = Field(default=0, ge=0)  # every pixel follows from (seed, split, index)
+    classes: Integer = Field(default=12, ge=2, le=16)
+    train_clips: Integer = Field(default=4096, ge=1, le=10_000_000)  # videos, training split
+    val_clips: Integer = Field(default=480, ge=1, le=10_000_000)  # videos, validation split
+    video_frames: Integer = Field(default=24, ge=2, le=10_000)  # source frames of a video
+    distractors: Integer = Field(default=2, ge=0, le=16)  # at most this many distractors
+    noise: Number = Field(default=0.05, ge=0, le=0.5)  # largest pixel-noise std, [0, 1] units
+    texture: Number = Field(default=0.06, ge=0, le=0.5)  # std of the background's blotches
+    scale: Number = Field(default=1.3, gt=0, le=4)  # main object's size, x the motion's own
+    seed: Integer = Field(default=0, ge=0)  # every pixel follows from (seed, split, index)
     cache_dir: str | None = None  # render once and keep clips here (None: on the fly)
 
     @model_validator(mode="before")
@@ -143,14 +154,15 @@ class VideoDataSpec(_DataBase):
     layout: str = "auto"  # folder, frames, kinetics, ucf101, hmdb51, ssv2; auto: detect it
     root: str  # the data set folder, or its annotation file (Kinetics CSV, SSv2 JSON)
     videos: str | None = None  # folder holding the videos (default: next to the annotations)
-    split: int = Field(default=1, ge=1, le=3)  # official split number (UCF101, HMDB51)
+    split: Integer = Field(default=1, ge=1, le=3)  # official split number (UCF101, HMDB51)
     train_split: str = "train"  # name of the training split (CSV column value, folder)
     val_split: str = "val"  # name of the evaluation split
     val_fraction: Fraction = 0.2  # held out per class when a folder has no split folders
     modality: Literal["rgb", "flow", "rgb+flow"] = "rgb"  # flow: OpenCV optical flow
     flow: str = "dis"  # optical-flow algorithm (see list_flow_algorithms())
     flip: bool | None = None  # random horizontal flip; None: on unless direction-sensitive
-    short_side: int | None = Field(default=None, ge=8, le=4096)  # decode height; None: crop * 8 / 7
+    # decode height; None: crop * 8 / 7
+    short_side: Annotated[int, Field(ge=8, le=4096), NotBool] | None = None
     crop_scale: tuple[Fraction, Fraction] = (0.25, 1.0)  # random-resized-crop area range
     cache_dir: str | None = None  # probe index and flow cache (None: ~/.cache/harness)
 
@@ -182,14 +194,23 @@ DataSpec = Annotated[SyntheticDataSpec | VideoDataSpec, Field(discriminator="typ
 _ADAPTER: TypeAdapter[SyntheticDataSpec | VideoDataSpec] = TypeAdapter(DataSpec)
 
 
-def _validate(data: Any, file: str) -> SyntheticDataSpec | VideoDataSpec:
+def _error(message: str, path: tuple[str | int, ...], where: Document | str) -> SpecError:
+    """A SpecError at key ``path`` of a data spec, shown as ``data.PATH``; at its line when
+    ``where`` is the YAML document it came from."""
+    if isinstance(where, str):
+        return SpecError(message, path=("data", *path), file=where)
+    return SpecError(message, path=("data", *path), location=where.locate(path), file=where.file)
+
+
+def _validate(data: Any, where: Document | str) -> SyntheticDataSpec | VideoDataSpec:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = [part for part in error["loc"] if part not in ("synthetic", "video")]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise SpecError(message, path=("data", *loc), file=file) from None
+        path = error_path(data, error["loc"])
+        if error["type"] == "union_tag_invalid":  # NOTE: the data set itself is the union
+            path = ("type",)
+        raise _error(error_message(error, DataSpec), path, where) from None
 
 
 def _load_yaml(path: Path) -> SyntheticDataSpec | VideoDataSpec:
@@ -198,39 +219,37 @@ def _load_yaml(path: Path) -> SyntheticDataSpec | VideoDataSpec:
     ``root``, ``videos`` and ``cache_dir`` may start with ``~`` (the home folder); any other
     relative path is joined to the folder holding the YAML file, not the working folder.
     """
-    from harness.spec import load_yaml_file
-
     doc = load_yaml_file(path)
     if not isinstance(doc.data, dict):
-        raise SpecError("a data spec must be a mapping of keys", file=str(path))
+        raise doc.error("a data spec must be a mapping of keys", ())
     data = dict(doc.data)
     for key in ("root", "videos", "cache_dir"):
         value = data.get(key)
         if isinstance(value, str) and value:
             data[key] = str(path.parent / Path(value).expanduser())
-    spec = _validate(data, str(path))
-    return _resolve_layout(spec, str(path))
+    spec = _validate(data, doc)
+    return _resolve_layout(spec, doc)
 
 
 def _resolve_layout(
-    spec: SyntheticDataSpec | VideoDataSpec, file: str
+    spec: SyntheticDataSpec | VideoDataSpec, where: Document | str
 ) -> SyntheticDataSpec | VideoDataSpec:
     if isinstance(spec, SyntheticDataSpec):
         return spec
     root = Path(spec.root).expanduser()
     if not root.exists():
-        raise SpecError(f"no such file or folder: {root}", path=("data", "root"), file=file)
+        raise _error(f"no such file or folder: {root}", ("root",), where)
     if spec.layout != "auto":
         return spec
     from harness.data.layouts import detect_layout
 
     layout = detect_layout(root)
     if layout is None:
-        raise SpecError(
+        raise _error(
             f"cannot tell the layout of {root}; name it, e.g. 'kinetics:{root}' "
             "(layouts: folder, frames, kinetics, ucf101, hmdb51, ssv2)",
-            path=("data", "layout"),
-            file=file,
+            ("layout",),
+            where,
         )
     return spec.model_copy(update={"layout": layout})
 

@@ -39,12 +39,22 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from harness.costs import is_cost, list_costs
-from harness.errors import SpecError
-from harness.spec import Document, ModelSpec, load_spec, load_yaml_file
+from harness.errors import SpecError, shorten
+from harness.spec import (
+    Document,
+    Integer,
+    ModelSpec,
+    NotBool,
+    error_message,
+    error_path,
+    load_spec,
+    load_yaml_file,
+)
 from harness.spec.load import load_document
 
 if TYPE_CHECKING:
@@ -72,7 +82,9 @@ METRICS: dict[str, Literal["maximize"]] = {
 
 Scalar = int | float | str | bool
 # A finite number: NaN and infinities are rejected where a range or a limit is read.
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False), NotBool]
+# NOTE: constraints go inside the Annotated of an optional field, or the schema loses them
+_Size = Annotated[int, Field(ge=1, le=1_000_000), NotBool]
 MAX_INT = 2**53  # integer bounds beyond this are typos (and lose precision as floats)
 MAX_GRID = 100_000  # values of one parameter on a grid
 
@@ -129,9 +141,9 @@ class IntParam(_Param):
     """An integer from ``low`` to ``high`` in steps of ``step``, or on a log scale."""
 
     type: Literal["int"] = "int"
-    low: int = Field(ge=-MAX_INT, le=MAX_INT)  # lowest value
-    high: int = Field(ge=-MAX_INT, le=MAX_INT)  # highest value (drawn if low + k * step)
-    step: int = Field(default=1, ge=1, le=MAX_INT)  # values low, low+step, ...
+    low: Integer = Field(ge=-MAX_INT, le=MAX_INT)  # lowest value
+    high: Integer = Field(ge=-MAX_INT, le=MAX_INT)  # highest value (drawn if low + k * step)
+    step: Integer = Field(default=1, ge=1, le=MAX_INT)  # values low, low+step, ...
     log: bool = False  # sample on a log scale (step must be 1)
 
     @model_validator(mode="after")
@@ -170,11 +182,11 @@ class FloatParam(_Param):
     type: Literal["float"] = "float"
     low: Finite  # lowest value
     high: Finite  # highest value
-    step: Finite | None = Field(default=None, gt=0)  # values low, low+step, ...; also rounding
+    # values low, low+step, ...; also rounding
+    step: Annotated[float, Field(gt=0, allow_inf_nan=False), NotBool] | None = None
     log: bool = False  # sample on a log scale (low > 0, no step)
-    digits: int = Field(
-        4, ge=0, le=12
-    )  # rounding of sampled values, so near-equal specs hash equal
+    # rounding of sampled values, so near-equal specs hash equal
+    digits: Integer = Field(4, ge=0, le=12)
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
@@ -218,18 +230,18 @@ Param = Annotated[CategoricalParam | IntParam | FloatParam, Field(discriminator=
 class FidelitySpec(_Node):
     """How cheaply a candidate is trained (``harness.train.Fidelity``)."""
 
-    epochs: int = Field(default=1, ge=1, le=10_000)  # epochs of a full evaluation
-    subset: float = Field(default=1.0, gt=0, le=1)  # fraction of the training set
+    epochs: Integer = Field(default=1, ge=1, le=10_000)  # epochs of a full evaluation
+    subset: Finite = Field(default=1.0, gt=0, le=1)  # fraction of the training set
     # frames per clip to train and evaluate on (None: the spec's)
-    frames: int | None = Field(default=None, ge=1, le=1_000_000)
-    size: int | None = Field(default=None, ge=1, le=1_000_000)  # crop side, pixels (None: spec's)
+    frames: _Size | None = None
+    size: _Size | None = None  # crop side, pixels (None: spec's)
 
 
 class HalvingSpec(_Node):
     """Successive halving over epochs: rungs at min_epochs * eta^k up to fidelity.epochs."""
 
-    min_epochs: int = Field(default=1, ge=1, le=10_000)  # epochs before the first promotion
-    eta: int = Field(default=3, ge=2, le=1_000)  # keep the best 1/eta at each rung
+    min_epochs: Integer = Field(default=1, ge=1, le=10_000)  # epochs before the first promotion
+    eta: Integer = Field(default=3, ge=2, le=1_000)  # keep the best 1/eta at each rung
 
 
 Direction = Literal["minimize", "maximize"]
@@ -252,7 +264,7 @@ class SearchSpace(_Node):
     base: str  # the spec searched around: zoo name or YAML path (relative to this file)
     data: str = "synthetic:tiny"  # "synthetic[:tiny|small|large]" or a data set path
     # classes the head predicts; None: decided by the data
-    classes: int | None = Field(default=None, ge=1, le=1_000_000)
+    classes: _Size | None = None
     # metric or cost name -> direction; costs as in harness.costs (``trained.`` prefix: at
     # the fidelity's clip); default: top1 maximize, gflops minimize
     objectives: dict[str, Direction] = Field(default_factory=_default_objectives, min_length=1)
@@ -269,7 +281,7 @@ class SearchSpace(_Node):
     sampler: str = "tpe"  # Optuna sampler, by name
     sampler_options: dict[str, Any] = Field(default_factory=dict)  # its keyword arguments
     # seeds the sampler and every trial's training (numpy's range of seeds)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    seed: Integer = Field(default=0, ge=0, le=2**32 - 1)
     # spec key path (``stages.1.width``) -> distribution, sampled in file order
     params: dict[str, Param] = Field(default_factory=dict)
     tied: dict[str, str] = Field(default_factory=dict)  # key path -> parameter it copies
@@ -288,15 +300,23 @@ class SearchSpace(_Node):
                 k: {"type": "categorical", "choices": v} if isinstance(v, list) else v
                 for k, v in params.items()
             }
-        budgets = data.get("budgets")
+        return data
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _budget_list(cls, budgets: Any) -> Any:
         if isinstance(budgets, list):
-            data["budgets"] = dict(parse_budget(str(b)) for b in budgets)
-        objectives = data.get("objectives")
+            return dict(parse_budget(str(b)) for b in budgets)
+        return budgets
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objective_list(cls, objectives: Any) -> Any:
         if isinstance(objectives, list):
-            data["objectives"] = {
+            return {
                 str(o): _default_direction(str(o)) for o in objectives if isinstance(o, str)
             } | {k: v for o in objectives if isinstance(o, dict) for k, v in o.items()}
-        return data
+        return objectives
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> SearchSpace:
@@ -466,37 +486,14 @@ def parse_budget(text: str) -> tuple[str, float]:
 
 
 # -- loading ---------------------------------------------------------------------------------
-def _error_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
-    """A pydantic error location as a key path of the raw data (tags and validators dropped)."""
-    path: list[str | int] = []
-    node = data
-    for part in loc:
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_dict or in_list:
-            path.append(part)
-            node = node[part]
-        elif (
-            isinstance(node, dict)
-            and isinstance(part, str)
-            and node.get("type") != part
-            and not part.startswith(("function-", "tagged-union"))
-        ):
-            path.append(part)
-            node = None
-    return tuple(path)
-
-
 def _validate(doc: Document, data: dict[str, Any]) -> SearchSpace:
     """The space of ``data``, checked as a whole; errors at their line of ``doc``."""
     try:
         space = SearchSpace.model_validate(data, context={"deferred": True})
     except ValidationError as exc:
         error = exc.errors()[0]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = f"unknown key '{error['loc'][-1]}'"
-        raise doc.error(message, _error_path(data, error["loc"])) from None
+        message = error_message(error, SearchSpace)
+        raise doc.error(message, error_path(data, error["loc"])) from None
     space._doc = doc
     for where, message in space.problems():
         raise doc.error(message, where)
@@ -519,7 +516,7 @@ def _check_train(space: SearchSpace) -> None:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = error_message(error)
         if error["type"] == "extra_forbidden":
             message = f"unknown key '{loc[-1]}'; known: {', '.join(TrainConfig.model_fields)}"
         raise space.error(message, ("train", *loc)) from None
@@ -538,10 +535,14 @@ def _check_sampler(space: SearchSpace) -> None:
 def _resolve_base(base: Any, space_file: Path, doc: Document) -> str:
     if not isinstance(base, str):
         raise doc.error("'base' must be a zoo name or a YAML path", ("base",))
-    if base.endswith((".yaml", ".yml")) or "/" in base:
-        path = Path(base)
+    if not (base.endswith((".yaml", ".yml")) or "/" in base):
+        return base  # a zoo name
+    path = Path(base)
+    try:
         return str(path if path.is_absolute() else (space_file.parent / path).resolve())
-    return base
+    except (OSError, RuntimeError):  # NOTE: Python 3.11 raises RuntimeError for a link loop
+        message = f"'{shorten(base)}': cannot follow the path (a loop of symbolic links?)"
+        raise doc.error(message, ("base",)) from None
 
 
 def _resolve_data(data: Any, space_file: Path) -> Any:
@@ -569,24 +570,29 @@ def _check_key_paths(space: SearchSpace, doc: Document) -> None:
     base = load_document(space.base).data
     for section, keys in (("params", list(space.params)), ("tied", list(space.tied))):
         for key in keys:
-            node: Any = base
-            for part in key.split("."):
-                index: Any = int(part) if _INDEX.fullmatch(part) else part
-                if isinstance(node, dict):
-                    if index not in node:
-                        break
-                    node = node[index]
-                elif (
-                    isinstance(node, list)
-                    and isinstance(index, int)
-                    and -len(node) <= index < len(node)
-                ):
-                    node = node[index]
-                else:
-                    raise doc.error(
-                        f"key path '{key}' does not exist in base spec '{space.base}'",
-                        (section, key),
-                    )
+            problem = _key_path_problem(base, key)
+            if problem is not None:
+                message = f"key path '{key}' does not exist in base spec '{space.base}'"
+                raise doc.error(f"{message}: {problem}", (section, key))
+
+
+def _key_path_problem(base: Any, key: str) -> str | None:
+    """Why ``key`` (``stages.1.width``) leads nowhere in the ``base`` data, or None."""
+    node: Any = base
+    for depth, part in enumerate(key.split(".")):
+        index: Any = int(part) if _INDEX.fullmatch(part) else part
+        where = ".".join(key.split(".")[:depth]) or "the spec"
+        if isinstance(node, dict):
+            if index not in node:
+                return None
+            node = node[index]
+        elif not isinstance(node, list):
+            return f"{where} is a single value"
+        elif not (isinstance(index, int) and 0 <= index < len(node)):
+            return f"{where} is a list of {len(node)} items, indices 0 to {len(node) - 1}"
+        else:
+            node = node[index]
+    return None
 
 
 def load_space(path: str | Path, **updates: Any) -> SearchSpace:
@@ -615,12 +621,29 @@ def load_space(path: str | Path, **updates: Any) -> SearchSpace:
     try:
         load_spec(space.base)
     except SpecError as exc:
-        raise doc.error(f"base spec: {exc}", ("base",)) from None
+        raise _base_error(exc, doc) from None
     _check_key_paths(space, doc)
     _check_first_candidate(space, doc)
     if updates:
         space = _validate(doc, {**space.model_dump(), **updates})
     return space
+
+
+# Keys a search space has and a spec has not: a base file with them is a space.
+_SPACE_KEYS = frozenset(SearchSpace.model_fields) - {"base", *ModelSpec.model_fields}
+
+
+def _base_error(error: SpecError, doc: Document) -> SpecError:
+    """A base spec that cannot be loaded, named at one place: at the mistake inside the base
+    file, or at this file's ``base`` key where the base is missing or no spec at all."""
+    base = shorten(str(doc.data["base"]))
+    location = error.location
+    if location is None or location.file == doc.file:
+        return doc.error(f"base spec '{base}': {error.message}", ("base",))
+    if _SPACE_KEYS & set(load_yaml_file(location.file).data or {}):
+        return doc.error(f"'{base}' is a search space; 'base' names a spec", ("base",))
+    message = f"{error.message} (in the base spec of {Path(doc.file).name})"
+    return SpecError(message, path=error.path, location=location)
 
 
 def _check_first_candidate(space: SearchSpace, doc: Document) -> None:

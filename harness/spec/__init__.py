@@ -1,5 +1,7 @@
 """The spec language: load, validate, expand and hash architecture specs."""
 
+from harness.spec._errors import error_message, error_path
+from harness.spec._types import Integer, NotBool, Number
 from harness.spec._yaml import Document, load_yaml_file, load_yaml_text
 from harness.spec.expand import expand, realise, round_repeats, round_width
 from harness.spec.hashing import canonical_json, spec_hash
@@ -10,11 +12,16 @@ from harness.spec.schema import ExpansionSpec, ModelSpec, StageSpec, parse_figur
 __all__ = [
     "Document",
     "ExpansionSpec",
+    "Integer",
     "ModelSpec",
+    "NotBool",
+    "Number",
     "StageSpec",
     "apply_overrides",
     "canonical_json",
     "check_limits",
+    "error_message",
+    "error_path",
     "expand",
     "load_spec",
     "load_yaml_file",

@@ -51,7 +51,7 @@ __all__ = [
 
 Schema = dict[str, Any]
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-INDEX_KEY = "^-?[0-9]+$"  # a list index as the key of a patch (``stages: {2: {depth: 4}}``)
+INDEX_KEY = "^[0-9]+$"  # a list index, 0 to n - 1, as the key of a patch (``stages: {2: ...}``)
 PARTIAL = "Partial"  # prefix of the $defs of nodes given under ``base:`` (no key required)
 _META = ("title", "description", "default")  # keys that describe a node rather than type it
 _NOT_MEANING = ("NOTE:", "noqa", "type:", "pragma", "fmt:")  # comments that say something else

@@ -208,9 +208,10 @@ FILES = """\
   gives only what it changes, and no key is required. Bases chain (at most 16 deep).
 - Merging: a mapping merges key by key; a mapping with integer keys patches the items of a
   list (`stages: {2: {depth: 4}}`, `pathways: {0: {frame_stride: 4}}`, `kernel: {0: 3}`;
-  negative indices count from the end); a list, a scalar or `null` replaces what the base
-  has. A node whose `type` picks another kind (a `basic` block made `r2plus1d`, a `conv`
-  stem made `patch`) is replaced whole: give the keys the new kind needs.
+  the keys are the indices 0 to n - 1 of the base list's n items); a list, a scalar or
+  `null` replaces what the base has. A node whose `type` picks another kind (a `basic`
+  block made `r2plus1d`, a `conv` stem made `patch`) is replaced whole: give the keys the
+  new kind needs.
 - `published` figures are never inherited: they belong to the file that states them.
 - YAML anchors, aliases and `<<` merge keys are resolved before validation; only plain
   data is allowed (no `!!python/...` tags), and duplicate keys are errors.

@@ -8,10 +8,13 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 __all__ = [
     "Act",
+    "Integer",
     "KernelPattern",
     "KernelTriple",
     "Node",
     "Norm",
+    "NotBool",
+    "Number",
     "OddInt",
     "PadTriple",
     "PositiveFloat",
@@ -44,11 +47,24 @@ def _odd(value: int) -> int:
     return value
 
 
-PositiveInt = Annotated[int, Field(ge=1, le=1_000_000)]
-PositiveFloat = Annotated[float, Field(gt=0, le=1_000.0)]
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        # NOTE: YAML 1.1 reads yes/no/on/off as booleans, and pydantic takes True for 1.
+        word = "true" if value else "false"
+        raise ValueError(f"must be a number, not {word} (YAML reads yes/no/on/off as booleans)")
+    return value
+
+
+# NOTE: constraints (``Field``) go before the validator, or pydantic leaves them out of the
+# JSON Schema.
+NotBool = BeforeValidator(_not_bool)  # refuses booleans where a number is read
+Integer = Annotated[int, NotBool]  # an integer, never a boolean
+Number = Annotated[float, Field(allow_inf_nan=False), NotBool]  # finite, never a boolean
+PositiveInt = Annotated[int, Field(ge=1, le=1_000_000), NotBool]
+PositiveFloat = Annotated[float, Field(gt=0, le=1_000.0, allow_inf_nan=False), NotBool]
 _ODD = {"not": {"multipleOf": 2}}  # JSON Schema of an odd integer
 # A kernel size: odd, so that 'same' padding keeps the shape.
-OddInt = Annotated[int, Field(ge=1, le=99, json_schema_extra=_ODD), AfterValidator(_odd)]
+OddInt = Annotated[int, Field(ge=1, le=99, json_schema_extra=_ODD), NotBool, AfterValidator(_odd)]
 
 
 def _int_or_list(
@@ -81,7 +97,7 @@ Triple = Annotated[
 KernelTriple = Annotated[
     tuple[OddInt, OddInt, OddInt], BeforeValidator(_triple), _int_or_list(1, 99, odd=True, length=3)
 ]
-_NonNegative = Annotated[int, Field(ge=0, le=99)]
+_NonNegative = Annotated[int, Field(ge=0, le=99), NotBool]
 PadTriple = Annotated[
     tuple[_NonNegative, _NonNegative, _NonNegative],
     BeforeValidator(_triple),

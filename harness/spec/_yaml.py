@@ -51,6 +51,54 @@ class Document:
         return SpecError(message, path=path, location=self.locate(path), file=self.file)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting deeper than :data:`MAX_DEPTH` as it composes.
+
+    NOTE: the composer recurses once per level, so 20 000 brackets would exhaust Python's
+    stack before any check of the built data, and a RecursionError has no line to name.
+    """
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.depth = 0  # nesting depth of the node being composed
+        self.top: KeyPath = ()  # the top-level key whose value is being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.depth == 1:  # a value of the top-level node: a key's scalar or an index
+            scalar = isinstance(index, yaml.ScalarNode)
+            self.top = (index.value,) if scalar else (index,) if isinstance(index, int) else ()
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH + 1:  # NOTE: the document itself is level 0
+                mark = self.peek_event().start_mark
+                location = Location(self.file, mark.line + 1, mark.column + 1)
+                message = f"nesting deeper than {MAX_DEPTH} levels"
+                raise SpecError(message, path=self.top, location=location)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _compose(text: str, file: str) -> yaml.Node | None:
+    loader = _Loader(text, file)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> SpecError:
+    """A character YAML does not allow (a control character), at its line and column."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - text.rfind("\n", 0, exc.position)
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return SpecError(
+        f"YAML error: character #x{code:04x} is not allowed ({exc.reason})",
+        location=Location(file, line, column),
+    )
+
+
 class _Builder:
     """Turns a composed node graph into plain data, recording locations."""
 
@@ -132,14 +180,16 @@ def load_yaml_text(text: str, file: str = "<string>") -> Document:
     if len(text) > MAX_BYTES:
         raise SpecError(f"file is larger than {MAX_BYTES} bytes", file=file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text, file)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, file) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else None
         problem = exc.problem or exc.context or "invalid YAML"
         raise SpecError(f"YAML syntax error: {problem}", location=loc, file=file) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"YAML error: {exc}", file=file) from None
+        raise SpecError(f"YAML error: {' '.join(str(exc).split())}", file=file) from None
     except RecursionError:
         raise SpecError(f"nesting deeper than {MAX_DEPTH} levels", file=file) from None
     if node is None:
@@ -164,6 +214,8 @@ def load_yaml_file(path: str | Path) -> Document:
         if len(data) > MAX_BYTES:
             raise SpecError(f"file is larger than {MAX_BYTES} bytes", file=str(path))
         text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # NOTE: its text repeats the path, which may be 1 MB long
+        raise SpecError(f"cannot read file: {exc.strerror or exc}", file=str(path)) from None
+    except UnicodeDecodeError as exc:
         raise SpecError(f"cannot read file: {exc}", file=str(path)) from None
     return load_yaml_text(text, str(path))

@@ -18,7 +18,15 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from harness.spec._types import KernelTriple, Node, OddInt, PositiveFloat, PositiveInt, Triple
+from harness.spec._types import (
+    KernelTriple,
+    Node,
+    Number,
+    OddInt,
+    PositiveFloat,
+    PositiveInt,
+    Triple,
+)
 
 __all__ = [
     "AttentionScope",
@@ -157,4 +165,4 @@ class TokenHeadSpec(Node):
     type: Literal["tokens"] = "tokens"
     pool: Literal["cls", "mean"] = "cls"  # the class token, or the mean of the tokens
     norm: bool = True  # final layer norm
-    dropout: float = Field(0.0, ge=0, lt=1)  # before the linear layer
+    dropout: Number = Field(0.0, ge=0, lt=1)  # before the linear layer

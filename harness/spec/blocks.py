@@ -13,7 +13,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.spec._types import Act, KernelPattern, KernelTriple, Node, Norm, OddInt, PositiveInt
+from harness.spec._types import (
+    Act,
+    KernelPattern,
+    KernelTriple,
+    Node,
+    Norm,
+    Number,
+    OddInt,
+    PositiveInt,
+)
 from harness.spec.attention import FrameTokensBlockSpec, MViTBlockSpec, TransformerBlockSpec
 
 __all__ = [
@@ -114,7 +123,7 @@ class TSMBlockSpec(_Block):
 
     uses_inner: ClassVar[bool] = True
     type: Literal["tsm"] = "tsm"
-    shift_fraction: float = Field(0.125, gt=0, le=0.5)  # per direction (TSM: 1/8)
+    shift_fraction: Number = Field(0.125, gt=0, le=0.5)  # per direction (TSM: 1/8)
     shift_mode: Literal["residual", "inplace"] = "residual"  # shift in the branch or the input
     spatial_kernel: OddInt = 3  # k of the middle 1 x k x k conv
 
@@ -156,7 +165,7 @@ class X3DBlockSpec(_Block):
     type: Literal["x3d"] = "x3d"
     temporal_kernel: KernelPattern = (3,)  # t of the depthwise conv; a list cycles
     spatial_kernel: OddInt = 3  # k of the depthwise conv
-    se_ratio: float = Field(0.0625, ge=0, le=1)  # SE width = round_width(inner * ratio); 0 = none
+    se_ratio: Number = Field(0.0625, ge=0, le=1)  # SE width = round_width(inner * ratio); 0 = none
     se_every: PositiveInt = 2  # squeeze-excitation on every n-th block, from the first
     inner_act: Act = "swish"  # activation after the depthwise conv
 

@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.errors import SpecError
+from harness.spec._errors import error_message, error_path
 from harness.spec.limits import check_limits
-from harness.spec.load import _data_path, locate
+from harness.spec.load import locate
 from harness.spec.schema import ExpansionSpec, ModelSpec
 
 __all__ = ["expand", "realise", "round_repeats", "round_width"]
@@ -133,8 +134,8 @@ def _revalidate(spec: ModelSpec, data: dict[str, Any], when: str) -> ModelSpec:
         out = ModelSpec.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        path = _data_path(data, error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
+        path = error_path(data, error["loc"])
+        message = error_message(error)
         raise locate(spec, SpecError(f"{message} ({when})", path=path)) from None
     out._origin = spec._origin
     return out

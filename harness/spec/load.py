@@ -9,7 +9,6 @@ turns it into another kind (another block, stem or head) is replaced whole, and
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -18,13 +17,21 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import Location, SpecError
+from harness.errors import Location, SpecError, shorten
+from harness.spec._errors import error_message, error_path
 from harness.spec._yaml import Document, KeyPath, load_yaml_file
 from harness.spec.blocks import BlockSpec  # noqa: F401  (documents the union used below)
 from harness.spec.schema import ModelSpec, check_references
 from harness.zoo import zoo_path
 
-__all__ = ["apply_overrides", "load_document", "load_spec", "spec_from_document"]
+__all__ = [
+    "apply_overrides",
+    "is_own_key",
+    "load_document",
+    "load_spec",
+    "locate",
+    "spec_from_document",
+]
 
 MAX_BASE_CHAIN = 16
 
@@ -56,43 +63,68 @@ def _kind_changes(base: dict[str, Any], child: dict[str, Any]) -> bool:
     return not (_models_of_type(old) & _models_of_type(new))
 
 
-def _merge(base: Any, child: Any) -> Any:
+def _merge(base: Any, child: Any, path: KeyPath = ()) -> Any:
+    """``child`` merged into ``base``; ``path`` is where they are (for errors).
+
+    Raises:
+        SpecError: a patch of a list names an item the list does not have.
+    """
     if isinstance(base, dict) and isinstance(child, dict):
         if _kind_changes(base, child):
             return child
         merged = dict(base)
         for key, value in child.items():
-            merged[key] = _merge(base[key], value) if key in base else value
+            merged[key] = _merge(base[key], value, (*path, key)) if key in base else value
         return merged
-    if (
-        isinstance(base, list)
-        and isinstance(child, dict)
-        and all(isinstance(k, int) for k in child)
-    ):
-        patched = list(base)
-        for index, value in child.items():
-            if not -len(base) <= index < len(base):
-                raise IndexError(index)
-            patched[index] = _merge(base[index], value)
-        return patched
+    if isinstance(base, list) and isinstance(child, dict):
+        return _patch(base, child, path)
     return child
+
+
+def _patch(base: list[Any], child: dict[Any, Any], path: KeyPath) -> list[Any]:
+    """``base`` with the items ``child`` names by index (``{2: {depth: 4}}``) merged in."""
+    patched = list(base)
+    for index, value in child.items():
+        if not isinstance(index, int) or not 0 <= index < len(base):
+            raise SpecError(_not_an_index(index, len(base)), path=(*path, index))
+        patched[index] = _merge(base[index], value, (*path, index))
+    return patched
+
+
+def _not_an_index(key: Any, count: int) -> str:
+    indices = f"0 to {count - 1}" if count else "none: the list is empty"
+    if not isinstance(key, int):
+        return (
+            f"'{shorten(str(key))}' is not a list index: the keys of a mapping that patches a "
+            f"list are item indices ({indices})"
+        )
+    return f"list index {key} is out of range: the base has {count} items (indices {indices})"
 
 
 def _merge_documents(base: Document, child: Document) -> Document:
     base_data = {k: v for k, v in base.data.items() if k != "published"}
     try:
         data = _merge(base_data, child.data)
-    except IndexError as exc:
-        message = f"list index {exc.args[0]} is out of range in the base spec"
-        raise child.error(message, ()) from None
+    except SpecError as exc:
+        raise child.error(exc.message, exc.path) from None
     locations = {**base.locations, **child.locations}
     return Document(data=data, file=child.file, locations=locations)
+
+
+def _real(path: Path) -> Path:
+    """``path`` with every symbolic link resolved."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # NOTE: Python 3.11 raises RuntimeError for a link loop
+        raise SpecError(
+            "cannot follow the path (a loop of symbolic links?)", file=str(path)
+        ) from None
 
 
 def load_document(ref: str | Path, *, _chain: tuple[Path, ...] = ()) -> Document:
     """Load a spec file or zoo entry with its ``base`` chain merged in (not yet validated)."""
     path = _resolve(ref, _chain[-1].parent if _chain else None)
-    if path.resolve() in (p.resolve() for p in _chain) or len(_chain) > MAX_BASE_CHAIN:
+    if _real(path) in (_real(p) for p in _chain) or len(_chain) > MAX_BASE_CHAIN:
         raise SpecError("'base' chain loops back on itself", path=("base",), file=str(path))
     doc = load_yaml_file(path)
     if not isinstance(doc.data, dict):
@@ -109,8 +141,7 @@ def load_document(ref: str | Path, *, _chain: tuple[Path, ...] = ()) -> Document
         if exc.location is not None:  # a mistake inside the base file: point at it there
             raise
         # NOTE: the base cannot be found or read (or loops): the mistake is this 'base' key.
-        message = exc.message if exc.message.startswith("'") else f"{exc.message}: '{base_ref}'"
-        raise doc.error(message, ("base",)) from None
+        raise doc.error(f"'{shorten(base_ref)}': {exc.message}", ("base",)) from None
     return _merge_documents(base, doc)
 
 
@@ -136,8 +167,8 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any]) -> Any:
             child = {part: child}
         try:
             data = _merge(data, child)
-        except IndexError:
-            raise SpecError("list index out of range", path=path, file="<overrides>") from None
+        except SpecError as exc:
+            raise SpecError(exc.message, path=path, file="<overrides>") from None
     return data
 
 
@@ -158,20 +189,6 @@ def _spec_models() -> tuple[type[BaseModel], ...]:
     return tuple(seen.values())
 
 
-def _field_names(model: type[BaseModel]) -> set[str]:
-    names = set(model.model_fields)
-    for field in model.model_fields.values():
-        names.update(getattr(field.validation_alias, "choices", []))
-        if field.alias:
-            names.add(field.alias)
-    return {n for n in names if isinstance(n, str)}
-
-
-@functools.cache
-def _known_keys() -> list[str]:
-    return sorted(set().union(*(_field_names(m) for m in _spec_models())))
-
-
 @functools.cache
 def _models_of_type(name: str) -> frozenset[str]:
     """Names of the spec models whose ``type`` field accepts ``name``."""
@@ -182,49 +199,6 @@ def _models_of_type(name: str) -> frozenset[str]:
     )
 
 
-def _data_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
-    """Map a pydantic error location onto the key path of the raw data.
-
-    Pydantic inserts the discriminator value (``'bottleneck'``) and validator names into
-    locations; those parts are not keys of the data and are dropped.
-    """
-    path: list[str | int] = []
-    node = data
-    for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in node:
-            if node.get("type") == part or part.startswith(("function-", "tagged-union")):
-                continue
-            path.append(part)  # a missing key: point at it, keep going
-            node = None
-        else:
-            break
-    return tuple(path)
-
-
-def _message(error: Any) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    loc = error["loc"]
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        close = difflib.get_close_matches(key, _known_keys(), n=1, cutoff=0.6)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"unknown key '{key}'{hint}"
-    if kind == "union_tag_invalid":
-        return f"unknown type '{ctx.get('tag')}'; known types: {ctx.get('expected_tags')}"
-    if kind == "union_tag_not_found":
-        return "missing key 'type'"
-    if kind == "missing":
-        return f"missing required key '{loc[-1]}'"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
-
-
 def spec_from_document(doc: Document, overrides: Mapping[str, Any] | None = None) -> ModelSpec:
     """Validate merged data as a :class:`ModelSpec`, mapping errors onto file positions."""
     data = apply_overrides(doc.data, overrides) if overrides else doc.data
@@ -232,8 +206,8 @@ def spec_from_document(doc: Document, overrides: Mapping[str, Any] | None = None
         spec = ModelSpec.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
-        path = _data_path(data, error["loc"])
-        raise doc.error(_message(error), path) from None
+        path = error_path(data, error["loc"])
+        raise doc.error(error_message(error, ModelSpec), path) from None
     try:
         check_references(spec)
     except SpecError as exc:
@@ -274,3 +248,13 @@ def locate(spec: ModelSpec, error: SpecError) -> SpecError:
     origin: Document = spec._origin
     location: Location | None = origin.locate(error.path)
     return SpecError(error.message, path=error.path, location=location, file=origin.file)
+
+
+def is_own_key(spec: ModelSpec, path: KeyPath) -> bool:
+    """Whether ``spec``'s own file sets the key at ``path`` (not a base it inherits it from,
+    not a default)."""
+    origin: Document | None = spec._origin
+    if origin is None:
+        return True
+    location = origin.locations.get(tuple(path))
+    return location is not None and location.file == origin.file

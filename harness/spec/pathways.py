@@ -17,11 +17,12 @@ run any of these on K snippets of the clip and fuse their scores.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, WithJsonSchema, field_validator
 
-from harness.spec._types import Node, OddInt, PositiveFloat, PositiveInt
+from harness.spec._types import Node, NotBool, Number, OddInt, PositiveFloat, PositiveInt
 
 __all__ = [
     "AttentionCombine",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 # Where a lateral connection sits: after the stem, or after stage ``i`` (0-based).
-Position = Literal["stem"] | Annotated[int, Field(ge=0, le=63)]
+Position = Literal["stem"] | Annotated[int, Field(ge=0, le=63), NotBool]
 AttentionCombine = Literal["concat", "sum", "attention"]
 
 
@@ -78,7 +79,7 @@ class LateralSpec(Node):
     kernel: OddInt = 5  # temporal kernel of time_strided_conv
     channel_ratio: PositiveFloat = 2.0  # time_strided_conv output = ratio x source channels
     combine: AttentionCombine = "concat"  # concat, sum or attention (above)
-    weight: float = 1.0  # sum only: scale of the lateral term (the seed's alpha * TtoS)
+    weight: Number = 1.0  # sum only: scale of the lateral term (the seed's alpha * TtoS)
 
     def out_channels(self, source: int, ratio: int, target: int) -> int:
         """Channels the transform makes of ``source`` channels at frame ratio ``ratio``.
@@ -111,8 +112,16 @@ class ScoresJoinSpec(Node):
 
     type: Literal["scores"] = "scores"
     pathways: tuple[str, ...] | None = None  # which pathways get a head; default all
-    weights: tuple[float, ...] | None = None  # fixed weights in pathway order; default equal
+    # fixed weights in pathway order (at least 0, scaled to sum to 1); default equal
+    weights: tuple[Annotated[float, Field(ge=0, allow_inf_nan=False), NotBool], ...] | None = None
     learned: bool = False  # learn the weights (softmax of one logit per pathway)
+
+    @field_validator("weights")
+    @classmethod
+    def _positive_sum(cls, weights: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if weights is not None and not (0 < math.fsum(weights) < math.inf):
+            raise ValueError("the weights must have a sum above 0 (each is scaled by the sum)")
+        return weights
 
 
 JoinSpec = Annotated[ConcatJoinSpec | ScoresJoinSpec, Field(discriminator="type")]

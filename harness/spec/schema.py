@@ -26,6 +26,7 @@ from harness.spec._types import (
     KernelTriple,
     Node,
     Norm,
+    Number,
     PadTriple,
     PositiveFloat,
     PositiveInt,
@@ -169,7 +170,7 @@ class ClassifierHeadSpec(Node):
     hidden_bias: bool = True  # bias of the hidden fully-connected layers
     norm: Norm = "batch"  # after the pre-pool conv
     act: Act = "relu"  # after the pre-pool conv and each hidden layer
-    dropout: float = Field(0.0, ge=0, lt=1)  # before every fully-connected layer but the first
+    dropout: Number = Field(0.0, ge=0, lt=1)  # before every fully-connected layer but the first
 
 
 class FeaturesHeadSpec(Node):
@@ -190,12 +191,12 @@ def _factor(name: str, symbol: str, doc: str) -> Any:
 class ExpansionSpec(Node):
     """X3D expansion factors (Feichtenhofer, CVPR 2020); plain keys or the paper's symbols."""
 
-    frames: float = _factor("frames", "gamma_t", "x frames per clip")
-    stride: float = _factor("stride", "gamma_tau", "x frame rate (divides the sampling stride)")
-    size: float = _factor("size", "gamma_s", "x spatial resolution")
-    width: float = _factor("width", "gamma_w", "x channel widths")
-    bottleneck: float = _factor("bottleneck", "gamma_b", "x inner (bottleneck) widths")
-    depth: float = _factor("depth", "gamma_d", "x blocks per stage")
+    frames: Number = _factor("frames", "gamma_t", "x frames per clip")
+    stride: Number = _factor("stride", "gamma_tau", "x frame rate (divides the sampling stride)")
+    size: Number = _factor("size", "gamma_s", "x spatial resolution")
+    width: Number = _factor("width", "gamma_w", "x channel widths")
+    bottleneck: Number = _factor("bottleneck", "gamma_b", "x inner (bottleneck) widths")
+    depth: Number = _factor("depth", "gamma_d", "x blocks per stage")
 
     @model_validator(mode="before")
     @classmethod
@@ -401,6 +402,12 @@ def _check_join(spec: ModelSpec) -> None:
     if weights is not None and len(weights) != len(chosen):
         raise SpecError(
             f"{len(weights)} weights for {len(chosen)} pathways", path=("join", "weights")
+        )
+    if weights is not None and getattr(join, "learned", False) and min(weights) == 0:
+        # NOTE: a learned weight starts as the log of the given one: log 0 never learns.
+        raise SpecError(
+            "learned weights start from the given ones: each must be above 0",
+            path=("join", "weights", weights.index(0)),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import SpecError
+from harness.errors import SpecError, shorten
 from harness.registry import suggest
 
 __all__ = ["ZOO_DIR", "list_zoo", "zoo_path"]
@@ -18,13 +18,18 @@ def list_zoo() -> list[str]:
 
 
 def zoo_path(name: str) -> Path:
-    """The YAML file of zoo entry ``name``."""
-    path = ZOO_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = list_zoo()
+    """The YAML file of zoo entry ``name``.
+
+    Raises:
+        SpecError: at ``<zoo>: NAME``, with the names that are close and every zoo name.
+    """
+    known = list_zoo()
+    # NOTE: only a known name reaches the file system: a name of 1 MB, or one with '..' in
+    # it, is an unknown name like any other.
+    if name not in known:
         raise SpecError(
-            f"'{name}' is neither a zoo name nor a YAML file{suggest(name, known)}; "
-            f"zoo: {', '.join(known)}",
-            file=name,
+            f"neither a zoo name nor a YAML file{suggest(name, known)}; zoo: {', '.join(known)}",
+            path=(shorten(name),),
+            file="<zoo>",
         )
-    return path
+    return ZOO_DIR / f"{name}.yaml"

@@ -60,10 +60,10 @@ BAD = {
         "base: r3d_18\nclip: {frames: eight}\n",
         ":2:8: clip.frames: Input should be a valid integer",
     ),
-    "short.yaml": (
+    "short.yaml": (  # NOTE: the file sets the clip and inherits the strides: the clip is named
         "base: r3d_18\nclip: {frames: 2}\n",
-        "stages.2.temporal_stride: clip too short or too small: "
-        "1 frames reach a stride of 2 here (a 2x112x112 clip",
+        ":2:8: clip.frames: 2 frames are too few for this network (it needs at least 5): "
+        "at stages.2.temporal_stride, 1 frames reach a stride of 2",
     ),
     "list.yaml": ("- 1\n- 2\n", ":1:1: <root>: a spec must be a mapping of keys"),
 }

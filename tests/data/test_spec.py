@@ -43,14 +43,14 @@ def test_layout_prefix_and_detection(tmp_path: Path) -> None:
         ("synthetic:huge", "data: unknown synthetic size 'huge'; known: tiny, small, large"),
         ("/no/such/folder", "data.root: no such file or folder: /no/such/folder"),
         ("kinetics:/no/such.csv", "data.root: no such file or folder"),
-        ({"type": "synthetic", "clases": 3}, "data.clases: Extra inputs are not permitted"),
-        ({"type": "synthetic", "classes": 40}, "data.classes: Input should be less than or equal"),
+        ({"type": "synthetic", "clases": 3}, "data.clases: unknown key 'clases' (did you mean"),
+        ({"type": "synthetic", "classes": 40}, "data.classes: must be at most 16"),
         (
             {"type": "synthetic", "train_sampler": "tsm"},
             "unknown sampler 'tsm' (did you mean 'tsn'?)",
         ),
         ({"type": "video", "layout": "kinetic", "root": "."}, "unknown layout 'kinetic'"),
-        ({"type": "audio"}, "data: Input tag 'audio' found using 'type' does not match"),
+        ({"type": "audio"}, "data.type: unknown type 'audio'; known types: 'synthetic', 'video'"),
         ("", "data: empty data set name"),
     ],
 )

@@ -119,7 +119,10 @@ def test_over_budget_names_each_exceeded_budget() -> None:
 def test_precheck_of_a_bad_spec_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "short.yaml"
     path.write_text("base: r3d_18\nclip: {frames: 2}\n")
-    with pytest.raises(SpecError, match=r"stages\.2\.temporal_stride: clip too short"):
+    # the child's own key is named, and the stage whose stride needs more frames
+    with pytest.raises(
+        SpecError, match=r"short\.yaml:2:8: clip\.frames: 2 frames are too few .*stages\.2\."
+    ):
         precheck(path)
     with pytest.raises(SpecError, match="batch must be a positive integer"):
         precheck("tiny_c2d", batch=0)

@@ -124,7 +124,7 @@ def test_bad_space_stops_before_any_trial(
 @pytest.mark.parametrize(
     ("replace", "where", "words"),
     [
-        ("train: {batch_size: 16, num_workers: 0}", "train.batch_size", "greater than or equal"),
+        ("train: {batch_size: 16, num_workers: 0}", "train.batch_size", "must be at least"),
         ("fidelity: {epochs: 1,", "halving.min_epochs", "first promotion"),
     ],
     ids=["batch-size-0", "halving-past-the-epochs"],

@@ -89,7 +89,6 @@ stages:
 head: {type: tokens}
 """,
     "stage_patch": "base: r3d_18\nstages: {2: {depth: 4}}\n",
-    "negative_index_patch": "base: r3d_18\nstages: {-1: {width: 256}}\n",
     "nested_patch": """\
 base: slowfast_r50_4x16
 pathways: {0: {frame_stride: 4}, 1: {stages: {0: {depth: 2}}}}
@@ -129,6 +128,9 @@ base: slowfast_r50_4x16
 laterals: [{from: fast, source: fast, to: slow, after: 0}]
 """,
     "base_not_a_name": "base: 3\n",
+    # NOTE: a patch names items by their index 0 to n - 1 (no counting from the end)
+    "negative_index_patch": "base: r3d_18\nstages: {-1: {width: 256}}\n",
+    "name_as_patch_index": "base: r3d_18\nstages: {two: {width: 256}}\n",
 }
 
 

@@ -68,8 +68,8 @@ def test_overrides_by_key_path() -> None:
         ("stages:\n  0: {block: {type: bottlenek}}\n", "stages.0.block", "known types: "),
         ("stages:\n  0: {depth: two}\n", "stages.0.depth", "valid integer"),
         ("stem: {kernel: [2, 3, 3]}\n", "stem.kernel.0", "must be odd"),
-        ("expansion: {gamma_w: -1}\n", "expansion.gamma_w", "greater than 0"),
-        ("stages:\n  0: {depth: 1000000000}\n", "stages.0.depth", "less than or equal"),
+        ("expansion: {gamma_w: -1}\n", "expansion.gamma_w", "must be above 0"),
+        ("stages:\n  0: {depth: 1000000000}\n", "stages.0.depth", "must be at most"),
     ],
 )
 def test_errors_name_file_line_and_key_path(write_yaml, patch, where, message) -> None:
