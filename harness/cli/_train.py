@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,11 +20,19 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import SpecError
+from harness.errors import SpecError, warn
 
 __all__ = ["register"]
 
 console = Console(stderr=False)
+
+
+# Config fields whose option is not ``--field-name``: an error names the option typed.
+_FLAGS = {"batch_size": "--batch", "num_workers": "--workers"}
+
+
+def _cli_error(message: str, option: str) -> SpecError:
+    return SpecError(message, path=(option,), file="<command line>")
 
 
 def _build(model: type[Any], values: dict[str, Any]) -> Any:
@@ -30,9 +41,50 @@ def _build(model: type[Any], values: dict[str, Any]) -> Any:
         return model(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
         error = exc.errors()[0]
-        name = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "<options>"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise SpecError(message, path=(name,), file="<command line>") from None
+        field = str(error["loc"][0]) if error["loc"] else ""
+        option = _FLAGS.get(field, "--" + field.replace("_", "-")) if field else "<options>"
+        from harness.spec import error_message
+
+        raise _cli_error(error_message(error), option) from None
+
+
+def _check_where(config: Any, out: Path | None) -> None:
+    """Refuse a device this machine lacks and an output folder that cannot take the run's
+    files now, before anything is loaded or trained."""
+    from harness.train.checkpoint import out_dir_problem
+    from harness.train.distributed import check_device
+
+    try:
+        check_device(config.device)
+    except SpecError as exc:
+        if exc.path != ("device",):  # torchrun's variables
+            raise
+        raise _cli_error(exc.message, "--device") from None
+    if out is not None and (problem := out_dir_problem(out)) is not None:
+        raise _cli_error(f"{problem}; choose another folder", "--out")
+
+
+def _rank() -> int:
+    text = os.environ.get("RANK", "0").strip() or "0"
+    if not text.isdigit():
+        raise SpecError(
+            f"must be a whole number, 0 or more, got '{text[:40]}'",
+            path=("RANK",),
+            file="<environment>",
+        )
+    return int(text)
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Python warnings (skipped videos, ...) as ``harness: warning: ...`` lines."""
+
+    def show(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        warn(str(message))
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _views(text: str | None) -> tuple[int, int] | None:
@@ -109,11 +161,13 @@ def train_command(
     fidelity = _build(
         Fidelity, {"epochs": epochs, "subset": subset, "frames": frames, "size": size}
     )
-    main = int(os.environ.get("RANK", "0")) == 0
+    _check_where(config, out)
+    main = _rank() == 0
     show = main and not as_json and sys.stderr.isatty()
-    result = train(
-        spec, data, config=config, fidelity=fidelity, out_dir=out, resume=resume, progress=show
-    )
+    with _warnings_as_lines():
+        result = train(
+            spec, data, config=config, fidelity=fidelity, out_dir=out, resume=resume, progress=show
+        )
     if main:
         if as_json:
             typer.echo(json.dumps(result.model_dump(mode="json")))

@@ -32,9 +32,16 @@ from harness.data.spec import SyntheticDataSpec, VideoDataSpec, load_data_spec
 from harness.data.synthetic import SyntheticVideos
 from harness.data.transforms import ClipTransform, create_test_transform, create_train_transform
 from harness.data.video import DecodeError, load_folder_frames, load_video_frames
+from harness.errors import SpecError
 from harness.spec.schema import ClipSpec
 
-__all__ = ["ClipDataset", "SyntheticClipDataset", "VideoClipDataset", "create_dataset"]
+__all__ = [
+    "ClipDataset",
+    "SyntheticClipDataset",
+    "VideoClipDataset",
+    "create_dataset",
+    "locate_data_error",
+]
 
 Key = int | tuple[int, int]
 MAX_REPLACEMENTS = 16  # videos tried in place of one that fails to decode
@@ -92,17 +99,27 @@ class ClipDataset(Dataset[tuple[Any, int, int]], ABC):
         index, seed = key if isinstance(key, tuple) else (key, key)
         rng = np.random.default_rng(seed) if self.train else None
         video, view = divmod(index, self.views[0] * self.views[1])
+        failed: dict[int, DecodeError] = {}
         for attempt in range(MAX_REPLACEMENTS):
             candidate = (video + attempt) % self.num_videos
             try:
-                return self._item(candidate, view, rng), int(self.labels[candidate]), video
+                item = self._item(candidate, view, rng)
             except DecodeError as exc:
-                if candidate not in self._warned:
-                    self._warned.add(candidate)
+                failed.setdefault(candidate, exc)
+                continue
+            # NOTE: warned only once a replacement worked: a run that stops says it alone
+            for bad, error in failed.items():
+                if bad not in self._warned:
+                    self._warned.add(bad)
                     warnings.warn(
-                        f"skipping a video that fails to decode: {exc}", DataWarning, stacklevel=2
+                        f"skipping a video that fails to decode: {error}", DataWarning, stacklevel=2
                     )
-        raise DecodeError(f"{MAX_REPLACEMENTS} videos in a row failed to decode")
+            return item, int(self.labels[candidate]), video
+        first = next(iter(failed.values()))
+        raise DecodeError(
+            f"{MAX_REPLACEMENTS} videos in a row failed to decode ({len(failed)} different; "
+            f"the first: {first}); check the data set"
+        )
 
     def _item(self, video: int, view: int, rng: np.random.Generator | None) -> Any:
         temporal, crop = divmod(view, self.views[1])
@@ -265,3 +282,28 @@ def create_dataset(
     if isinstance(spec, SyntheticDataSpec):
         return SyntheticClipDataset(spec, split, clip=clip, train=is_train, views=views)
     return VideoClipDataset(spec, split, clip=clip, train=is_train, views=views)
+
+
+def locate_data_error(
+    error: SpecError, data: str | Path | Mapping[str, Any] | SyntheticDataSpec | VideoDataSpec
+) -> SpecError:
+    """``error`` (about a ``data.*`` key, raised once the data spec was loaded) placed at
+    that key in the data-spec YAML file ``data`` names; unchanged when it has a place.
+
+    The data spec does not keep the file it came from, so a mistake found only when the
+    videos are listed (``root`` is a file where a folder is needed) is placed here.
+    """
+    if error.location is not None or error.file not in (None, "<data>"):
+        return error
+    if error.path[:1] != ("data",) or not isinstance(data, str | Path):
+        return error
+    path = Path(data)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return SpecError(error.message, path=error.path, file="<data>")
+    from harness.spec import load_yaml_file
+
+    try:
+        location = load_yaml_file(path).locate(error.path[1:])
+    except SpecError:  # NOTE: it loaded a moment ago; a file changed since keeps no place
+        location = None
+    return SpecError(error.message, path=error.path, location=location, file=str(path))

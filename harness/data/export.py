@@ -58,13 +58,21 @@ def get_video_codec() -> str:
     raise SpecError(f"this PyAV build has none of the encoders {', '.join(CODECS)}")
 
 
+MAX_SIZE = 2048  # frame width and height, pixels: a frame is rendered whole, in float32
+MAX_FPS = 1000  # frame rate: FFmpeg's time bases are 32-bit fractions
+
+
 def _check(clips: int, val_clips: int, size: int, fps: int) -> None:
-    for option, value, low in (("--clips", clips, 1), ("--val-clips", val_clips, 1),
-                               ("--size", size, 16), ("--fps", fps, 1)):  # fmt: skip
-        if value < low:
-            raise SpecError(
-                f"must be at least {low}, got {value}", path=(option,), file="<command line>"
-            )
+    limits = {  # option: (value, least, most)
+        "--clips": (clips, 1, None),
+        "--val-clips": (val_clips, 1, None),
+        "--size": (size, 16, MAX_SIZE),
+        "--fps": (fps, 1, MAX_FPS),
+    }
+    for option, (value, low, high) in limits.items():
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if value < low else f"at most {high}"
+            raise SpecError(f"must be {bound}, got {value}", path=(option,), file="<command line>")
     if size % 2:
         raise SpecError(
             f"must be even (yuv420p halves the colour planes), got {size}",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.data.layouts import Entry, data_roots, get_layout, within
+from harness.data.layouts import Entry, Layout, Listing, data_roots, get_layout, within
 from harness.data.video import DecodeError, VideoInfo, probe_folder, probe_video
 from harness.errors import SpecError
 
@@ -171,6 +171,23 @@ def _summary(skipped: dict[str, list[str]]) -> str:
     return "; ".join(parts)
 
 
+def _list(spec: VideoDataSpec, layout: Layout, split: str) -> Listing:
+    """The layout's listing of ``split``; a root it cannot read is a SpecError."""
+    root = Path(spec.root).expanduser()
+    if not layout.root_file and not root.is_dir():
+        what = "a file" if root.is_file() else "not a folder"
+        raise SpecError(
+            f"{root} is {what}; the '{spec.layout}' layout reads a folder", path=("data", "root")
+        )
+    try:
+        return layout.list_split(spec, split)
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else root
+        raise SpecError(
+            f"cannot read {where}: {exc.strerror or exc}", path=("data", "root")
+        ) from None
+
+
 def load_video_index(spec: VideoDataSpec, split: str) -> VideoIndex:
     """List, check and probe the videos of ``split`` (``"train"`` or ``"val"``).
 
@@ -179,8 +196,8 @@ def load_video_index(spec: VideoDataSpec, split: str) -> VideoIndex:
             the split is usable.
     """
     layout = get_layout(spec.layout)
-    listing = layout.list_split(spec, split)
     root = Path(spec.root).expanduser()
+    listing = _list(spec, layout, split)
     if not listing.classes:
         raise SpecError(f"no classes found in {root}", path=("data", "root"))
     classes = {name: i for i, name in enumerate(listing.classes)}

@@ -23,11 +23,15 @@ layout lists is resolved (links followed) and checked to lie inside :func:`data_
 escapes, and :mod:`harness.data.index` skips and counts such entries as "outside the data
 root". Annotation files found by searching (``classInd.txt`` in a linked folder) are held
 to the same rule.
+
+A line of an annotation file that cannot be read (a time that is not a number, a class list
+line without its class) is a :class:`~harness.errors.SpecError` naming the file and line
+(``train.csv:12``); entries that are merely unusable (a missing file, an unknown label) are
+skipped and counted by the index instead.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -35,6 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.data._annotations import (
+    CsvRow,
+    annotation_error,
+    cell_seconds,
+    load_json,
+    numbered_lines,
+    read_csv,
+)
 from harness.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from harness.errors import SpecError
 from harness.registry import Registry
@@ -83,6 +95,7 @@ class Layout:
     priority: int  # detection order: lower first (specific layouts before folders)
     frames: bool = False  # entries are folders of images, not video files
     flip: bool = True  # whether horizontal flips keep the label (False: SSv2)
+    root_file: bool = False  # ROOT may be an annotation file (else it must be a folder)
 
 
 LAYOUTS: Registry[Layout] = Registry("layout")
@@ -257,49 +270,44 @@ def _index_videos(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _csv_rows(root: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def _csv_rows(root: Path) -> Iterator[CsvRow]:
     files = [root] if root.is_file() else sorted(root.glob("*.csv"))
-    files = [f for f in files if within(f, (_resolved(root if root.is_dir() else root.parent),))]
-    for file in files:
-        with file.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                yield file.stem, {k.strip(): (v or "").strip() for k, v in row.items() if k}
+    roots = (_resolved(root if root.is_dir() else root.parent),)
+    for file in [f for f in files if f.is_file() and within(f, roots)]:
+        yield from read_csv(file)
 
 
-def _kinetics_entry(row: dict[str, str], videos: dict[str, Path]) -> Entry:
-    vid, start, end = row["youtube_id"], row.get("time_start", ""), row.get("time_end", "")
-    if start and end:
-        segment = f"{vid}_{int(float(start)):06d}_{int(float(end)):06d}"
+def _kinetics_entry(row: CsvRow, videos: dict[str, Path]) -> Entry:
+    vid, label = row.fields["youtube_id"], row.fields["label"]
+    start, end = cell_seconds(row, "time_start"), cell_seconds(row, "time_end")
+    if start is not None and end is not None:
+        segment = f"{vid}_{int(start):06d}_{int(end):06d}"
         if segment in videos:
-            return Entry(name=segment, label=row["label"], path=videos[segment])
-    path = videos.get(vid)
-    return Entry(
-        name=vid,
-        label=row["label"],
-        path=path,
-        start=float(start) if start else None,
-        end=float(end) if end else None,
-    )
+            return Entry(name=segment, label=label, path=videos[segment])
+    return Entry(name=vid, label=label, path=videos.get(vid), start=start, end=end)
 
 
 def _list_kinetics(spec: VideoDataSpec, split: str) -> Listing:
     root = Path(spec.root).expanduser()
     rows = list(_csv_rows(root))
-    if not rows or "label" not in rows[0][1] or "youtube_id" not in rows[0][1]:
+    if not rows and root.is_dir():
+        raise SpecError(f"no .csv file in {root}", path=("data", "root"))
+    if not rows or "label" not in rows[0].fields or "youtube_id" not in rows[0].fields:
         raise SpecError(
             "a Kinetics CSV needs the columns label, youtube_id, time_start, time_end, split",
             path=("data", "root"),
             file=str(root),
         )
 
-    def in_split(stem: str, row: dict[str, str], names: tuple[str, ...]) -> bool:
-        return (row.get("split") or stem) in names
+    def in_split(row: CsvRow, names: tuple[str, ...]) -> bool:
+        return (row.fields.get("split") or row.file.stem) in names
 
-    train_rows = [r for stem, r in rows if in_split(stem, r, _split_names(spec, "train"))]
-    classes = sorted({r["label"] for r in train_rows or [r for _, r in rows]})
+    train_rows = [r for r in rows if in_split(r, _split_names(spec, "train"))]
+    # NOTE: a row without a label (a test split's) names no class
+    classes = sorted({r.fields["label"] for r in train_rows or rows} - {""})
     names = _split_names(spec, split)
     videos = _index_videos(_videos_dir(spec))
-    entries = [_kinetics_entry(r, videos) for stem, r in rows if in_split(stem, r, names)]
+    entries = [_kinetics_entry(r, videos) for r in rows if in_split(r, names)]
     return Listing(classes=classes, entries=entries)
 
 
@@ -309,7 +317,9 @@ def _detect_kinetics(path: Path) -> bool:
     return path.is_dir() and any(path.glob("*.csv"))
 
 
-register_layout("kinetics")(Layout(list_split=_list_kinetics, detect=_detect_kinetics, priority=40))
+register_layout("kinetics")(
+    Layout(list_split=_list_kinetics, detect=_detect_kinetics, priority=40, root_file=True)
+)
 
 # ---------------------------------------------------------------- UCF101 and HMDB51
 
@@ -317,7 +327,7 @@ register_layout("kinetics")(Layout(list_split=_list_kinetics, detect=_detect_kin
 def _find(root: Path, pattern: str) -> Path | None:
     roots = (_resolved(root),)
     for folder in (root, *_subdirs(root)):
-        hits = [hit for hit in sorted(folder.glob(pattern)) if within(hit, roots)]
+        hits = [hit for hit in sorted(folder.glob(pattern)) if hit.is_file() and within(hit, roots)]
         if hits:
             return hits[0]
     return None
@@ -336,6 +346,20 @@ def _locate(videos: Path, relative: str) -> Path | None:
     return None
 
 
+def _ucf_classes(file: Path) -> list[str]:
+    """The class names of ``classInd.txt``, whose lines are ``INDEX CLASS``."""
+    classes = []
+    for number, line in numbered_lines(file):
+        parts = line.split()
+        if len(parts) < 2 or not parts[0].isdigit():
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise annotation_error(
+                f"expected 'INDEX CLASS' (such as '1 ApplyEyeMakeup'), got '{shown}'", file, number
+            )
+        classes.append(parts[1])
+    return classes
+
+
 def _list_ucf(spec: VideoDataSpec, split: str) -> Listing:
     root = Path(spec.root).expanduser()
     class_file = _find(root, "classInd.txt")
@@ -344,12 +368,10 @@ def _list_ucf(spec: VideoDataSpec, split: str) -> Listing:
     if class_file is None or split_file is None:
         missing = "classInd.txt" if class_file is None else list_name
         raise SpecError(f"no {missing} under {root}", path=("data", "root"))
-    classes = [line.split()[1] for line in class_file.read_text().splitlines() if line.strip()]
+    classes = _ucf_classes(class_file)
     videos = _videos_dir(spec)
     entries = []
-    for line in split_file.read_text().splitlines():
-        if not line.strip():
-            continue
+    for _, line in numbered_lines(split_file):
         relative = line.split()[0]
         label = relative.split("/")[0] if "/" in relative else ""
         entries.append(Entry(name=relative, label=label, path=_locate(videos, relative)))
@@ -361,7 +383,7 @@ def _list_hmdb(spec: VideoDataSpec, split: str) -> Listing:
     pattern = f"*_test_split{spec.split}.txt"
     folder = root / "testTrainMulti_7030_splits"
     base = folder if folder.is_dir() else root
-    files = [f for f in sorted(base.glob(pattern)) if within(f, (_resolved(root),))]
+    files = [f for f in sorted(base.glob(pattern)) if f.is_file() and within(f, (_resolved(root),))]
     if not files:
         raise SpecError(f"no {pattern} split files under {root}", path=("data", "root"))
     wanted = "1" if split == "train" else "2"
@@ -370,9 +392,15 @@ def _list_hmdb(spec: VideoDataSpec, split: str) -> Listing:
     entries = []
     for file in files:
         label = file.name.rsplit("_test_split", 1)[0]
-        for line in file.read_text().splitlines():
+        for number, line in numbered_lines(file):
             parts = line.split()
-            if len(parts) == 2 and parts[1] == wanted:
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise annotation_error(
+                    f"expected 'VIDEO 0|1|2' (unused, training, testing), got '{line[:60]}'",
+                    file,
+                    number,
+                )
+            if parts[1] == wanted:
                 path = _locate(videos, f"{label}/{parts[0]}")
                 entries.append(Entry(name=f"{label}/{parts[0]}", label=label, path=path))
     return Listing(classes=classes, entries=entries)
@@ -412,11 +440,24 @@ def _ssv2_file(folder: Path, kind: str) -> Path:
     raise SpecError(f"no {' or '.join(_SSV2_FILES[kind])} in {folder}", path=("data", "root"))
 
 
-def _load_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"cannot read JSON: {exc}", path=("data", "root"), file=str(path)) from None
+def _ssv2_classes(path: Path) -> list[str]:
+    """Class names of SSv2's labels JSON (``{"Holding something": "12", ...}``), by id."""
+    labels = load_json(path)
+    if not isinstance(labels, dict):
+        raise SpecError(
+            "the labels JSON must map class names to ids", path=("data", "root"), file=str(path)
+        )
+    ids = {}
+    for name, value in labels.items():
+        text = str(value).strip()
+        if isinstance(value, bool) or not isinstance(value, int | str) or not text.isdigit():
+            raise SpecError(
+                f"class id {json.dumps(value)[:40]} is not a whole number",
+                path=(name,),
+                file=str(path),
+            )
+        ids[name] = int(text)
+    return sorted(ids, key=ids.__getitem__)
 
 
 def _first_existing(roots: tuple[Path, ...], *paths: Path) -> Path | None:
@@ -433,13 +474,13 @@ def _first_existing(roots: tuple[Path, ...], *paths: Path) -> Path | None:
 def _list_ssv2(spec: VideoDataSpec, split: str) -> Listing:
     root = Path(spec.root).expanduser()
     folder = root.parent if root.is_file() else root
-    labels = _load_json(_ssv2_file(folder, "labels"))
-    if not isinstance(labels, dict):
-        raise SpecError("labels JSON must map names to ids", path=("data", "root"))
-    classes = sorted(labels, key=lambda name: int(labels[name]))
-    items = _load_json(_ssv2_file(folder, split))
+    classes = _ssv2_classes(_ssv2_file(folder, "labels"))
+    split_file = _ssv2_file(folder, split)
+    items = load_json(split_file)
     if not isinstance(items, list):
-        raise SpecError("split JSON must be a list of videos", path=("data", "root"))
+        raise SpecError(
+            "the split JSON must be a list of videos", path=("data", "root"), file=str(split_file)
+        )
     videos = _videos_dir(spec)
     roots = (_resolved(videos),)
     entries = []
@@ -458,4 +499,6 @@ def _detect_ssv2(path: Path) -> bool:
     return path.is_dir() and any((path / n).is_file() for n in _SSV2_FILES["labels"])
 
 
-register_layout("ssv2")(Layout(list_split=_list_ssv2, detect=_detect_ssv2, priority=10, flip=False))
+register_layout("ssv2")(
+    Layout(list_split=_list_ssv2, detect=_detect_ssv2, priority=10, flip=False, root_file=True)
+)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from harness.data.dataset import ClipDataset
+from harness.errors import HarnessError, SpecError
 
-__all__ = ["ClipSampler", "create_loader", "default_workers", "subset_indices"]
+__all__ = ["ClipSampler", "create_loader", "default_workers", "loader_errors", "subset_indices"]
 
 
 def default_workers() -> int:
@@ -133,3 +135,24 @@ def create_loader(
         pin_memory=pin_memory,
         prefetch_factor=4 if workers > 0 else None,
     )
+
+
+@contextmanager
+def loader_errors() -> Iterator[None]:
+    """Around a loop over a loader: an error of ours raised in a worker process comes out
+    as the one line it was raised with.
+
+    NOTE: torch re-raises a worker's exception in the parent as ``type(exc)(text)``, where
+    ``text`` is "Caught X in DataLoader worker process N." and the worker's whole traceback,
+    whose last line is ``module.X: message``.
+    """
+    try:
+        yield
+    except HarnessError as exc:
+        lines = str(exc).strip().splitlines()
+        if len(lines) < 2 or not lines[0].startswith("Caught "):
+            raise
+        message = lines[-1].split(f"{type(exc).__name__}: ", 1)[-1]
+        # NOTE: a SpecError's line is already rendered (FILE: key.path: message)
+        kind = HarnessError if isinstance(exc, SpecError) else type(exc)
+        raise kind(message) from None

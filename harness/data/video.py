@@ -257,22 +257,46 @@ def list_frame_files(folder: str | Path) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+# The first bytes of the image formats of IMAGE_SUFFIXES (WebP: RIFF, 4 bytes of size, WEBP).
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"RIFF")
+
+
+def _is_image(path: Path) -> bool:
+    """Whether ``path`` starts as an image of a known format does (no decoding)."""
+    with path.open("rb") as handle:
+        head = handle.read(12)
+    if head.startswith(b"RIFF"):
+        return head[8:12] == b"WEBP"
+    return head.startswith(_IMAGE_MAGIC)
+
+
 def probe_folder(folder: str | Path) -> VideoInfo:
-    """Frame count of a folder of pre-extracted frames."""
+    """Frame count of a folder of pre-extracted frames (its first file checked to be an
+    image, by its first bytes)."""
     try:
-        count = len(list_frame_files(folder))
+        files = list_frame_files(folder)
+        if files and not _is_image(files[0]):
+            raise DecodeError(f"{files[0]}: not an image")
     except OSError as exc:
         raise DecodeError(f"{folder}: cannot list frames ({exc})") from None
-    if count == 0:
+    if not files:
         raise DecodeError(f"{folder}: no image files")
-    return VideoInfo(frames=count, fps=0.0)
+    return VideoInfo(frames=len(files), fps=0.0)
 
 
 def load_folder_frames(
     folder: str | Path, indices: np.ndarray, *, short_side: int | None = None
 ) -> np.ndarray:
-    """Read frames ``indices`` of a frame folder as a ``(T, H, W, 3)`` uint8 RGB array."""
+    """Read frames ``indices`` of a frame folder as a ``(T, H, W, 3)`` uint8 RGB array.
+
+    Raises:
+        DecodeError: an image cannot be read.
+    """
     import cv2
+    from cv2.utils import logging as cv2_logging
+
+    # NOTE: OpenCV logs a broken image on stderr itself; the DecodeError says it, once
+    cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_FATAL)
 
     files = list_frame_files(folder)
     images: dict[int, np.ndarray] = {}

@@ -14,11 +14,18 @@ from torch import nn
 
 from harness.compiler import build_model
 from harness.data import ClipDataset, create_dataset, create_loader, load_data_spec, subset_indices
+from harness.data.dataset import locate_data_error
 from harness.data.spec import SyntheticDataSpec, VideoDataSpec
 from harness.errors import HarnessError, SpecError
-from harness.spec import ModelSpec, load_spec, realise, spec_hash
+from harness.spec import ModelSpec, load_spec, locate, realise, spec_hash
 from harness.spec.schema import ClipSpec
-from harness.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from harness.train.checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from harness.train.config import Fidelity, TrainConfig
 from harness.train.distributed import DistContext
 from harness.train.evaluate import EvalResult, evaluate
@@ -109,6 +116,69 @@ def _identity(hash_: str, data: DataSpec, config: TrainConfig, fidelity: Fidelit
     return json.dumps(parts, sort_keys=True)
 
 
+def check_step_fits(
+    spec: ModelSpec,
+    clip: ClipSpec,
+    classes: int,
+    config: TrainConfig,
+    device: torch.device,
+    fidelity: Fidelity | None = None,
+) -> None:
+    """Refuse, before anything is built, a run whose training step would not fit on
+    ``device``: the step the cost room simulates for ``config`` (batch, accumulation,
+    optimizer, precision) at ``clip``.
+
+    The error points at the widest stage of the spec when weights, gradients and optimizer
+    state take most of the step, else at the clip (activations grow with it and the batch):
+    the fidelity's ``--size`` / ``--frames`` where they replace the spec's.
+    """
+    from harness.costs import CostRequest
+    from harness.measure import (
+        DoesNotFit,
+        check_fits,
+        fits,
+        format_bytes,
+        forward_on_meta,
+        precheck,
+    )
+
+    request = CostRequest.for_training(config, classes=classes, frames=clip.frames, size=clip.size)
+    memory = precheck(
+        spec, frames=request.frames, size=request.size, classes=request.classes,
+        batch=request.batch, grad_accum=request.grad_accum, device=device.type,
+        precision=request.precision, optimizer=request.optimizer,
+    ).train_memory  # fmt: skip
+    need = memory.peak_bytes or 0
+    if fits(need, device):
+        return
+    weights = memory.param_bytes + memory.grad_bytes + memory.optimizer_bytes
+    path: tuple[str | int, ...] = ("clip",)
+    if weights > need / 2 and spec.pathways is None:
+        ahead = forward_on_meta(spec, frames=clip.frames, size=clip.size, classes=classes)
+        counts = {n: sum(p.numel() for p in ahead.model.get_submodule(n).parameters())
+                  for n in ahead.model.stage_names()}  # fmt: skip
+        widest = max(counts, key=lambda n: counts[n])
+        path = tuple(int(part) if part.isdigit() else part for part in widest.split("."))
+    shape = f"{clip.channels}x{clip.frames}x{clip.size}x{clip.size}"
+    file = None
+    if path == ("clip",) and fidelity is not None and (fidelity.size or fidelity.frames):
+        path, file = ("--size",) if fidelity.size else ("--frames",), "<command line>"
+    try:
+        check_fits(
+            need,
+            f"training {spec.name} on {shape} clips at batch {request.batch} "
+            f"(weights, gradients and optimizer state {format_bytes(weights)})",
+            device=device,
+            hint="lower the batch, the clip's frames or size, or the widths",
+            path=path,
+            file=file,
+        )
+    except DoesNotFit as exc:
+        located = exc if file else locate(spec, exc)
+        raise DoesNotFit(located.message, path=located.path, location=located.location,
+                         file=located.file) from None  # fmt: skip
+
+
 def _create_model(
     spec: ModelSpec, clip: ClipSpec, classes: int, config: TrainConfig, ctx: DistContext
 ) -> tuple[nn.Module, nn.Module]:
@@ -159,8 +229,12 @@ def create_run(
     loaded = load_spec(spec)
     data_spec = load_data_spec(data)
     clip = _clip(loaded, fidelity, data_spec)
-    train_set = create_dataset(data_spec, "train", clip=clip)
-    val_set = create_dataset(data_spec, "val", clip=clip)
+    try:
+        train_set = create_dataset(data_spec, "train", clip=clip)
+        val_set = create_dataset(data_spec, "val", clip=clip)
+    except SpecError as exc:
+        raise locate_data_error(exc, data) from None
+    check_step_fits(loaded, clip, len(train_set.classes), config, ctx.device, fidelity)
     model, net = _create_model(loaded, clip, len(train_set.classes), config, ctx)
     hash_ = spec_hash(loaded)
     return Run(
@@ -203,40 +277,72 @@ def save_run(run: Run) -> None:
     run.checkpoint = run.out_dir / CHECKPOINT_NAME
 
 
+def _set_aside(out_dir: Path) -> None:
+    """Rename the checkpoint and metrics of another run ``*.other-<time>`` (never delete)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for old in (out_dir / CHECKPOINT_NAME, out_dir / "metrics.jsonl"):
+        if old.exists():
+            old.rename(old.with_name(f"{old.name}.other-{stamp}"))
+
+
+def _apply(run: Run, payload: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint of this run into ``run``."""
+    try:
+        run.model.load_state_dict(payload["model"])
+        run.optimizer.load_state_dict(payload["optimizer"])
+        run.scaler.load_state_dict(payload["scaler"])
+        epoch, step, history = int(payload["epoch"]), int(payload["step"]), payload["history"]
+        train_seconds, eval_seconds, clips = (float(x) for x in payload["progress"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{path}: not loaded: its contents do not fit this run ({type(exc).__name__}); "
+            "move it away"
+        ) from None
+    if not isinstance(history, list):
+        raise CheckpointError(f"{path}: not loaded: its history is not a list; move it away")
+    run.epoch, run.step, run.history = epoch, step, history
+    run.train_seconds, run.eval_seconds, run.clips = train_seconds, eval_seconds, int(clips)
+    run.checkpoint = path
+
+
 def restore_run(run: Run, *, replace: bool = False) -> None:
     """Continue from the checkpoint in ``out_dir``, if there is one of this run.
 
     Args:
-        replace: a checkpoint of a different run is renamed ``last.pt.other-<time>`` (and
-            its metrics file beside it) and the run starts afresh, instead of an error.
+        replace: a checkpoint of a different run (or a file harness cannot load there) is
+            renamed ``last.pt.other-<time>`` (and its metrics file beside it) and the run
+            starts afresh, instead of an error.
 
     Raises:
-        HarnessError: the folder holds a checkpoint of a different run (and not ``replace``).
+        HarnessError: the folder holds a checkpoint of a different run, or of another
+            checkpoint format (and not ``replace``).
+        CheckpointError: the folder's ``last.pt`` is not a checkpoint harness can load
+            safely (and not ``replace``); it is left as it is.
     """
     if run.out_dir is None:
         return
     path = run.out_dir / CHECKPOINT_NAME
-    payload = load_checkpoint(path)
+    try:
+        payload = load_checkpoint(path)
+    except CheckpointError:
+        if not replace:
+            raise
+        _set_aside(run.out_dir)
+        return
     if payload is None:
         return
-    if payload.get("identity") != run.identity and replace:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for old in (path, run.out_dir / "metrics.jsonl"):
-            if old.exists():
-                old.rename(old.with_name(f"{old.name}.other-{stamp}"))
-        return
-    if payload.get("identity") != run.identity:
+    if payload.get("format") != FORMAT or payload.get("identity") != run.identity:
+        if replace:
+            _set_aside(run.out_dir)
+            return
+        what = "a different run (spec, data or settings differ)"
+        if payload.get("format") != FORMAT:
+            what = f"another version of harness (format {payload.get('format')}, not {FORMAT})"
         raise HarnessError(
-            f"{run.out_dir} holds a checkpoint of a different run (spec, data or settings "
-            "differ); choose another output folder, or start afresh without resuming"
+            f"{run.out_dir} holds a checkpoint of {what}; choose another output folder, "
+            "or start afresh without resuming"
         )
-    run.model.load_state_dict(payload["model"])
-    run.optimizer.load_state_dict(payload["optimizer"])
-    run.scaler.load_state_dict(payload["scaler"])
-    run.epoch, run.step, run.history = payload["epoch"], payload["step"], payload["history"]
-    run.train_seconds, run.eval_seconds, clips = payload["progress"]
-    run.clips = int(clips)
-    run.checkpoint = run.out_dir / CHECKPOINT_NAME
+    _apply(run, payload, path)
 
 
 def evaluate_run(run: Run, views: tuple[int, int] = (1, 1)) -> EvalResult:

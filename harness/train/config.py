@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["Fidelity", "TrainConfig", "TrainResult"]
 
@@ -71,12 +71,15 @@ class TrainConfig(_Frozen):
     views: tuple[int, int] = (1, 1)
     checkpoint_every: int = Field(default=1, ge=1)  # epochs between checkpoints (the last always)
 
-    @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
-        clips, crops = self.views
+    @field_validator("views")
+    @classmethod
+    def _check_views(cls, views: tuple[int, int]) -> tuple[int, int]:
+        clips, crops = views
         if clips < 1 or crops < 1:
-            raise ValueError("views must be (temporal clips >= 1, spatial crops >= 1)")
-        return self
+            raise ValueError(
+                f"views must be (temporal clips >= 1, spatial crops >= 1), got {clips}x{crops}"
+            )
+        return views
 
     def resolved_precision(self) -> Literal["fp32", "bf16", "fp16"]:
         """The precision actually used (``auto`` resolved for the device)."""

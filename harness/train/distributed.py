@@ -15,11 +15,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from harness.errors import SpecError
+
 __all__ = [
     "DistContext",
     "all_gather_object",
     "all_reduce",
     "average_buffers",
+    "check_device",
     "close_distributed",
     "init_distributed",
 ]
@@ -40,10 +43,43 @@ class DistContext:
         return self.rank == 0
 
 
+def _env_int(variable: str, default: int) -> int:
+    """A whole number ``torchrun`` sets, 0 or more."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise SpecError(
+            f"must be a whole number, 0 or more, got '{text[:40]}'",
+            path=(variable,),
+            file="<environment>",
+        )
+    return int(text)
+
+
+def check_device(device: str) -> None:
+    """Raise a SpecError (key ``device``) when this process cannot train on ``device``."""
+    if device != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise SpecError("CUDA was requested but this machine has no CUDA device", path=("device",))
+    local_rank, count = _env_int("LOCAL_RANK", 0), torch.cuda.device_count()
+    if local_rank >= count:
+        raise SpecError(
+            f"LOCAL_RANK {local_rank} needs CUDA device {local_rank}; this machine has {count}",
+            path=("device",),
+        )
+
+
 def init_distributed(device: str) -> DistContext:
-    """Join the ``torchrun`` process group if there is one (gloo on CPU, NCCL on GPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    """Join the ``torchrun`` process group if there is one (gloo on CPU, NCCL on GPU).
+
+    Raises:
+        SpecError: ``device`` is not on this machine, or ``torchrun``'s variables are bad.
+    """
+    world = max(1, _env_int("WORLD_SIZE", 1))
+    local_rank = _env_int("LOCAL_RANK", 0)
+    check_device(device)
     torch_device = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
     if device == "cuda":
         torch.cuda.set_device(torch_device)

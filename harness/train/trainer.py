@@ -15,15 +15,19 @@ last good checkpoint stays in place.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.data.loader import loader_errors
 from harness.data.spec import SyntheticDataSpec, VideoDataSpec
+from harness.errors import HarnessError
 from harness.spec import ModelSpec
 from harness.train._epoch import EpochStats, NonFiniteLoss, precise_bn, train_epoch
 from harness.train._run import Run, create_run, evaluate_run, restore_run, save_run
-from harness.train.checkpoint import weights_digest
+from harness.train.checkpoint import out_dir_problem, weights_digest
 from harness.train.config import Fidelity, TrainConfig, TrainResult
 from harness.train.distributed import all_gather_object, close_distributed, init_distributed
 from harness.train.evaluate import EvalResult
@@ -124,6 +128,26 @@ def _stopped(run: Run, reason: str) -> TrainResult:
     return _result(run, None, single, "nan", reason)
 
 
+@contextmanager
+def _held_warnings() -> Iterator[None]:
+    """Warnings raised inside (skipped videos) are issued on leaving, and only when
+    nothing was raised: the error that stops a run before it starts says what matters."""
+    with warnings.catch_warnings(record=True) as caught:
+        yield
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _prepare_out_dir(folder: Path | None, main: bool) -> None:
+    """Create the output folder before training, so that saving cannot fail for want of it."""
+    if folder is None or not main:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot create the output folder {folder}: {exc.strerror}") from None
+
+
 def train(
     spec: ModelSpec | str | Path,
     data: str | Path | Mapping[str, Any] | SyntheticDataSpec | VideoDataSpec,
@@ -156,21 +180,29 @@ def train(
             it raises propagates out of ``train`` (the search prunes this way).
 
     Raises:
-        SpecError: the model or data spec is invalid, or no usable video is left.
-        HarnessError: ``out_dir`` holds a checkpoint of a different run.
+        SpecError: the model or data spec is invalid, no usable video is left, or
+            ``config.device`` is not on this machine.
+        HarnessError: ``out_dir`` cannot take the run's files, or holds a checkpoint of a
+            different run (a :class:`~harness.train.checkpoint.CheckpointError` when it
+            holds a file harness cannot load safely); checked before any training.
     """
     config = config or TrainConfig()
     fidelity = fidelity or Fidelity()
     folder = Path(out_dir) if out_dir is not None else None
+    if folder is not None and (problem := out_dir_problem(folder)) is not None:
+        raise HarnessError(f"{problem}; choose another output folder")
     ctx = init_distributed(config.device)
     try:
-        run = create_run(spec, data, config, fidelity, ctx, folder)
-        if resume:
-            restore_run(run, replace=resume == "replace")
-        try:
-            _epochs(run, progress, callback)
-        except NonFiniteLoss as exc:
-            return _stopped(run, str(exc))
-        return _finish(run)
+        with _held_warnings():
+            run = create_run(spec, data, config, fidelity, ctx, folder)
+            _prepare_out_dir(folder, ctx.is_main)
+            if resume:
+                restore_run(run, replace=resume == "replace")
+        with loader_errors():  # NOTE: a worker's error as its own line, not its traceback
+            try:
+                _epochs(run, progress, callback)
+            except NonFiniteLoss as exc:
+                return _stopped(run, str(exc))
+            return _finish(run)
     finally:
         close_distributed(ctx)

@@ -50,7 +50,7 @@ def test_json_contract(data: Path) -> None:
     ("args", "expected"),
     [
         (("--data", "synthetic:huge"), "<data>: data: unknown synthetic size 'huge'"),
-        (("--epochs", "0"), "<command line>: --epochs: Input should be greater than or equal to 1"),
+        (("--epochs", "0"), "<command line>: --epochs: must be at least 1, got 0"),
         (("--views", "ten"), "--views: expected CLIPSxCROPS such as 10x3, got 'ten'"),
         (("--data", "no/such/dir"), "data.root: no such file or folder"),
     ],

@@ -185,6 +185,40 @@ def test_empty_split_fails_clearly(tmp_path: Path) -> None:
         load_video_index(spec, "val")
 
 
+KINETICS_HEAD = "label,youtube_id,time_start,time_end,split\na,aaa,0,1,train\n"
+
+
+@pytest.mark.parametrize(
+    ("layout", "files", "error"),
+    [
+        ("kinetics", {"k.csv": KINETICS_HEAD + "a,bbb,soon,2,train\n"}, r"k\.csv:3: time_start"),
+        ("kinetics", {"k.csv": KINETICS_HEAD + "a,bbb,1,inf,train\n"}, r"k\.csv:3: time_end"),
+        ("ucf101", {"classInd.txt": "1 a\nb\n", "trainlist01.txt": ""}, r"classInd\.txt:2: "),
+        ("hmdb51", {"a_test_split1.txt": "x.avi 1\n\ny.avi 7\n"}, r"a_test_split1\.txt:3: "),
+        ("ssv2", {"labels.json": '{"a": "0",\n"b": x}'}, r"labels\.json:2:6: data\.root"),
+        ("ssv2", {"labels.json": '{"a": "zero"}'}, r"labels\.json: a: class id"),
+    ],
+    ids=["kinetics-time", "kinetics-inf", "ucf-class-line", "hmdb-line", "ssv2-json", "ssv2-id"],
+)
+def test_unreadable_annotation_lines_name_file_and_line(
+    tmp_path: Path, layout: str, files: dict[str, str], error: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / "ds" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ds" / name).write_text(text)
+    spec = _spec(tmp_path / "ds", tmp_path, layout=layout)
+    with pytest.raises(SpecError, match=error):
+        load_video_index(spec, "train")
+
+
+@pytest.mark.parametrize("layout", ["folder", "frames", "ucf101", "hmdb51"])
+def test_a_file_where_a_folder_is_needed(tmp_path: Path, layout: str) -> None:
+    (tmp_path / "f").write_text("x")
+    spec = _spec(tmp_path / "f", tmp_path, layout=layout)
+    with pytest.raises(SpecError, match=rf"f is a file; the '{layout}' layout reads a folder"):
+        load_video_index(spec, "train")
+
+
 def test_video_that_fails_mid_epoch_is_replaced(tmp_path: Path, monkeypatch) -> None:
     import harness.data.dataset as dataset_module
 
@@ -203,6 +237,25 @@ def test_video_that_fails_mid_epoch_is_replaced(tmp_path: Path, monkeypatch) -> 
     with pytest.warns(DataWarning, match="a.avi: truncated"):
         clip, _, video = dataset[(0, 1)]
     assert clip.shape == (3, 4, 16, 16) and video == 0
+
+
+def test_videos_that_all_fail_mid_epoch_stop_with_one_error(tmp_path: Path, monkeypatch) -> None:
+    import harness.data.dataset as dataset_module
+
+    for name in ("a", "b"):
+        write_video(tmp_path / "ds" / "jump" / f"{name}.avi", frames=6)
+    spec = _spec(tmp_path / "ds", tmp_path, val_fraction=0.01)
+    dataset = create_dataset(spec, "train", clip=CLIP)
+
+    def broken(path: str, indices: np.ndarray, **kwargs: object) -> np.ndarray:
+        raise dataset_module.DecodeError(f"{path}: truncated")
+
+    monkeypatch.setattr(dataset_module, "load_video_frames", broken)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(dataset_module.DecodeError, match=r"in a row .*2 different.*truncated"):
+            dataset[(0, 1)]
+    assert not caught  # the error says it all
 
 
 def test_every_layout_is_detected() -> None:

@@ -13,6 +13,7 @@ from _fast import CONFIG, DATA, FIDELITY, config, fidelity
 import harness.train._epoch as epoch_module
 from harness.errors import HarnessError, SpecError
 from harness.train import TrainResult, load_checkpoint, train
+from harness.train.checkpoint import CheckpointError
 
 ROW_KEYS = {"epoch", "train_loss", "lr", "top1", "top5", "seconds"}
 
@@ -72,6 +73,17 @@ def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
     _train(tmp_path)
     with pytest.raises(HarnessError, match="checkpoint of a different run"):
         _train(tmp_path, config=config(lr=0.5))
+
+
+def test_a_foreign_checkpoint_is_refused_or_set_aside_never_overwritten(tmp_path: Path) -> None:
+    torch.save({"weights": torch.ones(2)}, tmp_path / "last.pt")
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="not a checkpoint harness wrote"):
+        _train(tmp_path)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert _train(tmp_path, resume="replace").status == "complete"
+    (aside,) = tmp_path.glob("last.pt.other-*")
+    assert aside.read_bytes() == before
 
 
 def test_callback_error_propagates_after_the_checkpoint(tmp_path: Path) -> None:
