@@ -22,11 +22,15 @@ from harness.measure import (
     CostCache,
     CostKey,
     Latency,
+    MetaForward,
     TrainMemory,
+    check_fits,
     count_flops,
     count_params,
     estimate_train_memory,
     example_input,
+    fits,
+    forward_on_meta,
     measure_latency,
     measure_train_memory,
 )
@@ -69,10 +73,12 @@ class ModelReport:
     params: int  # every parameter
     params_no_norm: int  # without normalisation layers (the X3D paper's count)
     gflops: float
-    gflops_all: float
+    gflops_all: float | None  # None when counted on meta tensors (it needs fvcore's trace)
     unsupported_ops: dict[str, int]
     stages: list[StageRow] = field(default_factory=list)
     flop_convention: str = FLOP_CONVENTION
+    # fvcore (a trace of the built model), or meta_simulation where that trace would not fit
+    count_method: str = "fvcore"
     train_memory: TrainMemory | None = None  # with a batch size
     latency: Latency | None = None  # on request
 
@@ -136,29 +142,20 @@ def _module_params(model: torch.nn.Module) -> int:
 
 
 def _stage_rows(model: VideoNet, by_module: dict[str, int], classes: int) -> list[StageRow]:
+    """One row per name of ``model.stage_names()``: its output shape, parameters, GFLOPs."""
     plan = model.plan
-    rows = [
+    shapes = [list(plan.stem_shape), *(list(p.shape_out) for p in plan.stages), [classes]]
+    names = model.stage_names()
+    assert len(shapes) == len(names), "a row per stage name"
+    return [
         StageRow(
-            "stem",
-            list(plan.stem_shape),
-            _module_params(model.stem),
-            by_module.get("stem", 0) / 1e9,
+            name,
+            shape,
+            _module_params(model.get_submodule(name)),
+            by_module.get(name, 0) / 1e9,
         )
+        for name, shape in zip(names, shapes, strict=True)
     ]
-    for i, (stage, stage_plan) in enumerate(zip(model.stages, plan.stages, strict=True)):
-        name = f"stages.{i}"
-        rows.append(
-            StageRow(
-                name,
-                list(stage_plan.shape_out),
-                _module_params(stage),
-                by_module.get(name, 0) / 1e9,
-            )
-        )
-    rows.append(
-        StageRow("head", [classes], _module_params(model.head), by_module.get("head", 0) / 1e9)
-    )
-    return rows
 
 
 def describe_model(
@@ -201,20 +198,12 @@ def describe_model(
     if shape is None:  # a spec that cannot be planned: the build names the bad key
         shape = model().plan.input_shape
 
-    def count() -> ModelReport:
-        flops = count_flops(model(), example_input(shape))
-        return ModelReport(
-            name=loaded.name,
-            spec_hash=digest,
-            input_shape=list(shape),
-            classes=classes,
-            params=count_params(model()),
-            params_no_norm=count_params(model(), norm=False),
-            gflops=flops.gflops,
-            gflops_all=flops.gflops_all,
-            unsupported_ops=flops.unsupported_ops,
-            stages=_stage_rows(model(), flops.by_module, classes),
-        )
+    ahead: list[MetaForward] = []
+
+    def on_meta() -> MetaForward:  # the network on meta tensors: costs nothing to build
+        if not ahead:
+            ahead.append(forward_on_meta(loaded, frames=frames, size=size, classes=classes))
+        return ahead[0]
 
     def key(kind: str, at: int, **options: Any) -> CostKey:
         return CostKey.of(
@@ -222,12 +211,13 @@ def describe_model(
             classes=classes, **options,
         )  # fmt: skip
 
-    report = _cached(cache, key("fvcore", 1), count, ModelReport.from_json)
+    report = _count(cache, key, model, on_meta, loaded.name, digest, shape, classes)
     costs: dict[str, Any] = {}
-
     if batch is not None:
         method = memory_method(memory, device)
         measured = method == "measure"
+        if measured:
+            _check_real_step(on_meta(), shape, batch, device, precision, optimizer, "memory")
         measure = measure_train_memory if measured else estimate_train_memory
         # A measurement holds for the machine it ran on; a simulation for any.
         where = {"machine": _machine(device)} if measured else {}
@@ -241,15 +231,110 @@ def describe_model(
         )
     if latency is not None:
         options = asdict(latency)
+        at = batch or 1
+        _check_real_step(on_meta(), shape, at, device, precision, "sgd", "latency")
         costs["latency"] = _cached(
             cache,
-            key("latency", batch or 1, machine=_machine(device), **options),
+            key("latency", at, machine=_machine(device), **options),
             lambda: measure_latency(
-                model(), shape, batch=batch or 1, device=device, precision=precision, **options
+                model(), shape, batch=at, device=device, precision=precision, **options
             ),
             Latency.from_json,
         )
     return replace(report, **costs)
+
+
+def _count(
+    cache: CostCache | None,
+    key: Callable[..., CostKey],
+    model: Callable[[], VideoNet],
+    on_meta: Callable[[], MetaForward],
+    name: str,
+    digest: str,
+    shape: tuple[int, ...],
+    classes: int,
+) -> ModelReport:
+    """Parameters and FLOPs, per stage: fvcore's trace of the built model, or, where that
+    trace would not fit in memory, the meta simulation's count (the same multiply-adds;
+    ``gflops_all`` and the uncounted operators need the trace). Nothing big is allocated.
+    """
+    for kind in ("fvcore", "meta_count"):
+        stored = cache.get(key(kind, 1)) if cache is not None else None
+        if stored is not None:
+            return ModelReport.from_json(stored)
+    ahead = on_meta()
+    if fits(ahead.memory.peak_bytes or 0):
+        report = _fvcore_report(model(), name, digest, shape, classes)
+    else:
+        report = _meta_report(ahead, name, digest, shape, classes)
+    if cache is not None:
+        cache.put(key(report.count_method.replace("meta_simulation", "meta_count"), 1),
+                  report.to_json())  # fmt: skip
+    return report
+
+
+def _fvcore_report(
+    model: VideoNet, name: str, digest: str, shape: tuple[int, ...], classes: int
+) -> ModelReport:
+    flops = count_flops(model, example_input(shape))
+    return ModelReport(
+        name=name,
+        spec_hash=digest,
+        input_shape=list(shape),
+        classes=classes,
+        params=count_params(model),
+        params_no_norm=count_params(model, norm=False),
+        gflops=flops.gflops,
+        gflops_all=flops.gflops_all,
+        unsupported_ops=flops.unsupported_ops,
+        stages=_stage_rows(model, flops.by_module, classes),
+    )
+
+
+def _meta_report(
+    ahead: MetaForward, name: str, digest: str, shape: tuple[int, ...], classes: int
+) -> ModelReport:
+    return ModelReport(
+        name=name,
+        spec_hash=digest,
+        input_shape=list(shape),
+        classes=classes,
+        params=count_params(ahead.model),
+        params_no_norm=count_params(ahead.model, norm=False),
+        gflops=ahead.flops / 1e9,
+        gflops_all=None,
+        unsupported_ops={},
+        stages=_stage_rows(ahead.model, ahead.scope_flops, classes),
+        count_method="meta_simulation",
+    )
+
+
+def _check_real_step(
+    ahead: MetaForward,
+    shape: tuple[int, ...],
+    batch: int,
+    device: str,
+    precision: str,
+    optimizer: str,
+    what: str,
+) -> None:
+    """Refuse a measurement whose real training step (or timed passes) would not fit.
+
+    NOTE: a measurement runs on a copy of the model, beside the one built for counting.
+    """
+    step = estimate_train_memory(
+        ahead.model, shape, batch=batch, device=device, precision=precision, optimizer=optimizer
+    )
+    need = (step.peak_bytes or 0) + step.param_bytes
+    shown = "x".join(str(n) for n in shape)
+    check_fits(
+        need,
+        f"measuring {what} at batch {batch} ({shown} clips) on {device}",
+        device=device,
+        hint="--memory estimate simulates the step instead" if what == "memory" else "",
+        path=("--batch",),
+        file="<command line>",
+    )
 
 
 def _machine(device: str) -> str:

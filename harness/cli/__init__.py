@@ -46,10 +46,22 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("harness: interrupted\n")
         sys.exit(130)
-    except typer.exceptions.TyperException as exc:  # usage errors: bad option values
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
+    except typer.exceptions.TyperException as exc:  # usage errors: one line, as the others
+        if type(exc).__name__ == "NoArgsIsHelpError":  # NOTE: `harness` alone shows the help
+            exc.show()  # type: ignore[attr-defined]
         else:
-            sys.stderr.write(f"harness: {exc}\n")
+            sys.stderr.write(f"harness: {_usage_line(exc)}\n")
         sys.exit(getattr(exc, "exit_code", 2))
+
+
+def _usage_line(exc: Exception) -> str:
+    """``<command line>: message (see: harness CMD --help)``, on one line.
+
+    NOTE: typer vendors click; its usage errors carry ``format_message()`` and ``ctx``.
+    """
+    format_message = getattr(exc, "format_message", None)
+    text = format_message() if format_message is not None else str(exc)
+    message = " ".join(str(text).split())
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "harness"
+    return f"<command line>: {message} (see: {command} --help)"

@@ -30,6 +30,9 @@ def _cli_error(message: str, option: str) -> SpecError:
 def _names(text: str | None, option: str) -> tuple[str, ...] | None:
     if text is None:
         return None
+    items = text.split(",")
+    if len(items) > 1 and not all(item.strip() for item in items):
+        raise _cli_error(f"an empty item in '{text}' (two commas, or one at an end)", option)
     names = tuple(n for n in re.split(r"[,\s]+", text.strip()) if n)
     if not names:
         raise _cli_error("give at least one axis", option)
@@ -86,13 +89,14 @@ def _evaluator(
     workers: int,
 ) -> SearchEvaluator:
     from harness.expansion import CostModel, SearchEvaluator, create_axis, create_space
+    from harness.search._preflight import default_study_name
     from harness.spec import load_spec
 
     loaded = load_spec(spec)
     names = list(dict.fromkeys([*config.axes, *(config.order or ())]))
     axes = [create_axis(n, loaded) for n in names]
     model = CostModel(spec, axes, cost=config.solved_cost, batch=config.batch)
-    name = study or f"expand-{loaded.name}"
+    name = study or default_study_name(f"expand-{loaded.name}")
     space = create_space(
         model, spec, name=name, data=data, epochs=epochs, subset=subset,
         train={"batch_size": batch_size, "num_workers": 0},
@@ -203,6 +207,12 @@ def expand_command(
         )
     if workers < 1:
         raise _cli_error(f"must be at least 1, got {workers}", "--workers")
+    if max_steps < 1:
+        raise _cli_error(f"must be at least 1, got {max_steps}", "--max-steps")
+    if study is not None:
+        from harness.search._preflight import check_study_name
+
+        check_study_name(study)
     data = data if data is not None or dry_run else "synthetic:tiny"
     max_span, span_source = _span_limit(max_frames, data)
     config = ExpansionConfig(

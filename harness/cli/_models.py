@@ -50,8 +50,26 @@ CLI = "<command line>"
 
 
 def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise SpecError(f"must be at least 1, got {value}", path=(name,), file=CLI)
+    """``value`` within the range the spec's own counts take (1 to 1,000,000)."""
+    if value is None:
+        return
+    from pydantic import TypeAdapter, ValidationError
+
+    from harness.spec._types import PositiveInt
+
+    try:
+        TypeAdapter(PositiveInt).validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        bounds = error.get("ctx") or {}
+        reason = (
+            f"must be at most {bounds['le']:,}"
+            if "le" in bounds
+            else f"must be at least {bounds['ge']:,}"
+            if "ge" in bounds
+            else error["msg"].lower()
+        )
+        raise SpecError(f"{reason}, got {value:,}", path=(name,), file=CLI) from None
 
 
 def _check_costs(
@@ -92,9 +110,14 @@ def _print_report(report: ModelReport) -> None:
     table.add_row("total", "", f"{report.params:,}", f"{report.gflops:.3f}")
     console.print(table)
     console.print(f"params without norm layers: {report.params_no_norm:,}")
-    console.print(f"{COSTS['gflops_all'].label} (gflops_all): {report.gflops_all:.3f}")
-    unsupported = report.unsupported_ops or "none"
-    console.print(f"uncounted operators: {unsupported}")
+    if report.gflops_all is None:  # counted on meta tensors: fvcore's trace would not fit
+        console.print(
+            "counted on meta tensors: fvcore's trace of this network would not fit in memory "
+            "(gflops_all and the uncounted operators need it)"
+        )
+    else:
+        console.print(f"{COSTS['gflops_all'].label} (gflops_all): {report.gflops_all:.3f}")
+        console.print(f"uncounted operators: {report.unsupported_ops or 'none'}")
     _print_costs(report)
     console.print(f"[dim]{report.flop_convention}[/dim]")
 
@@ -235,7 +258,7 @@ def _matches(report: ModelReport, spec: ModelSpec) -> bool:
     if published.gflops is not None:
         value, half_unit = parse_figure(published.gflops)
         ours_g = report.gflops if published.gflops_convention == "compute" else report.gflops_all
-        ok &= abs(ours_g - value) <= max(0.02 * value, half_unit)
+        ok &= ours_g is not None and abs(ours_g - value) <= max(0.02 * value, half_unit)
     return bool(ok)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shlex
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +31,7 @@ __all__ = ["register"]
 
 console = Console(stderr=True)
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+MAX_SEED = 2**32 - 1  # as a space's 'seed'
 
 Trials = Annotated[
     int | None,
@@ -142,6 +145,27 @@ class _Display:
         """The Pareto set of ``table`` under the progress bar (the last one stays on screen)."""
         self.live.update(Group(self.progress, _front_table(table, self.space)))
 
+    def run(self, search: Callable[..., SearchResult], report: SpaceCheck) -> SearchResult:
+        """``search(on_start=..., on_trial=...)`` under the display.
+
+        NOTE: the display starts once the study is open (``on_start``), after every check
+        that can refuse the options: an error before it is the only line on stderr.
+        """
+
+        def start() -> None:
+            _print_check(report, console)
+            self.live.start()
+
+        try:
+            result = search(on_start=start, on_trial=self.update)
+            self.show(result.table)
+        finally:
+            if self.live.is_started:
+                self.live.stop()
+                if not console.is_terminal:
+                    console.line()  # NOTE: rich ends a live display's render with no newline
+        return result
+
 
 def _summary(result: SearchResult, seconds: float) -> None:
     n = result.interrupted()
@@ -193,6 +217,8 @@ def _search(
             raise _cli_error(f"must be at least 1, got {value}", option)
     if draws < 0:
         raise _cli_error(f"must be at least 0, got {draws}", "--draws")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise _cli_error(f"must be from 0 to {MAX_SEED} (numpy's seeds), got {seed}", "--seed")
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
         raise _cli_error(f"must be a number of seconds above 0, got {timeout}", "--timeout")
     if study is not None:
@@ -203,24 +229,18 @@ def _search(
         trials = 20
     start = time.perf_counter()
     report = _check(space, sampler=sampler, draws=draws)
-    display = None if as_json else _Display(space, trained or trials or 0, trained is not None)
-    kwargs = dict(
-        trials=trials, trained=trained, study=study, storage=storage, results_dir=results,
-        workers=workers, sampler=sampler, seed=seed, timeout=timeout, check=False,
-        on_start=None if as_json else lambda: _print_check(report, console),
+    search = functools.partial(
+        run_search, space, trials=trials, trained=trained, study=study, storage=storage,
+        results_dir=results, workers=workers, sampler=sampler, seed=seed, timeout=timeout,
+        check=False,
     )  # fmt: skip
     try:
-        if display is None:
-            result = run_search(space, **kwargs)  # type: ignore[arg-type]
+        if as_json:
+            result = search()
         else:
-            with display.live:
-                result = run_search(space, on_trial=display.update, **kwargs)  # type: ignore[arg-type]
-                display.show(result.table)
-            if not console.is_terminal:
-                console.line()  # NOTE: rich ends a live display's last render with no newline
+            display = _Display(space, trained or trials or 0, trained is not None)
+            result = display.run(search, report)
     except Interrupted as exc:
-        if display is not None and not console.is_terminal:
-            console.line()
         command = shlex.join(["harness", *sys.argv[1:]]) if sys.argv[1:] else "the same command"
         raise Interrupted(f"{exc}; resume it with: {command}") from None
     if as_json:  # the space check goes into the object, not onto stderr

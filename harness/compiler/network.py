@@ -63,6 +63,10 @@ class VideoNet(nn.Module):
             x = stage(x)
         return self.consensus(self.head(x))
 
+    def stage_names(self) -> list[str]:
+        """The module names of the per-stage table, in order: stem, stages.N, head."""
+        return ["stem", *(f"stages.{i}" for i in range(len(self.stages))), "head"]
+
     def example_inputs(self, batch: int = 1) -> dict[str, torch.Tensor]:
         """Random named inputs of the shapes the network was built for."""
         _, t, h, w = self.plan.input_shape

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING
 
 from harness.costs._request import CostRequest, CostRow
 from harness.costs._table import COSTS, parse_cost
-from harness.measure import CostCache, CostKey, Latency, measure_latency, precheck
+from harness.measure import (
+    CostCache,
+    CostKey,
+    Latency,
+    fits,
+    forward_on_meta,
+    measure_latency,
+    precheck,
+)
 from harness.measure.cache import default_cache_dir
 from harness.spec import ModelSpec, load_spec, spec_hash
 
@@ -91,7 +99,9 @@ def _gflops_all(spec: ModelSpec, request: CostRequest, cache: CostCache) -> floa
     report = describe_model(
         spec, frames=request.frames, size=request.size, classes=request.classes, cache=cache
     )
-    return report.gflops_all
+    # NOTE: None: fvcore's trace would not fit in memory, so neither would training it; such
+    # a candidate is over any gflops_all budget, as one out of memory is over any latency.
+    return float("inf") if report.gflops_all is None else report.gflops_all
 
 
 def _machine(device: str) -> str:
@@ -123,6 +133,13 @@ def _latency(spec: ModelSpec, request: CostRequest, cache: CostCache) -> tuple[f
 
     def timed() -> Latency:
         return measure_latency(build(), shape, device=device, backward=False, **options)
+
+    if cache.get(key) is None:
+        ahead = forward_on_meta(
+            spec, frames=request.frames, size=request.size, classes=request.classes, scopes=()
+        )
+        if not fits(ahead.memory.peak_bytes or 0, device):  # it cannot run here: untimed
+            return float("inf"), "not timed: its forward pass would not fit in memory"
 
     result = cache.get_or_compute(key, timed, Latency.from_json)
     threads = "" if result.threads is None else f", {result.threads} thread(s)"

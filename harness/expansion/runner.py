@@ -267,8 +267,10 @@ def _check(config: ExpansionConfig, base: Step, model: CostModel) -> None:
     get_cost(config.cost)
     get_cost(config.solved_cost)
     option = f"--target-{config.cost.replace('_', '-')}"
-    if not config.step_ratio > 1.0:
+    if not 1.0 < config.step_ratio < math.inf:
         raise _cli_error(f"step ratio must be above 1, got {config.step_ratio:g}", "--step-ratio")
+    if not math.isfinite(config.target):
+        raise _cli_error(f"must be a finite number, got {config.target:g}", option)
     if config.target <= base.cost:
         raise _cli_error(
             f"target {config.target:g} is not above the cost of the base spec "

@@ -23,8 +23,8 @@ import itertools
 import sys
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 import torch
@@ -386,6 +386,7 @@ class ForwardTrace:
     peak: int  # most bytes of activations (outputs and intermediates) alive at once
     macs: dict[str, int]
     activations: int
+    scope_macs: dict[str, int] = field(default_factory=dict)  # multiply-adds inside each scope
 
 
 class _InPlaceStep:
@@ -511,17 +512,28 @@ def simulate_forward(
     *,
     device_type: str,
     precision: str,
+    scopes: Mapping[str, nn.Module] | None = None,
 ) -> ForwardTrace:
-    """One inference forward pass of ``meta`` (eval mode, no gradients) at ``batch``."""
+    """One inference forward pass of ``meta`` (eval mode, no gradients) at ``batch``.
+
+    Args:
+        scopes: modules of ``meta`` whose multiply-adds are also counted apart, by name
+            (a call of a scope counts everything inside it).
+    """
     x, _ = _inputs(input_shape, batch)
     sim = Simulator()
     sim.adopt([*meta.params, *meta.buffers, x])
     set_mode(meta.modules, False)
-    with torch.no_grad(), sim, DevicePolicy(device_type, PRECISIONS[precision]):
-        sim.counting = True
-        scores = meta.forward(x)
-        del scores
-        sim.phase("forward")
+    with contextlib.ExitStack() as stack:
+        scope_macs = {
+            name: stack.enter_context(_counted(module, sim))
+            for name, module in (scopes or {}).items()
+        }
+        with torch.no_grad(), sim, DevicePolicy(device_type, PRECISIONS[precision]):
+            sim.counting = True
+            scores = meta.forward(x)
+            del scores
+            sim.phase("forward")
     return ForwardTrace(
         param_bytes=storage_bytes(meta.params),
         buffer_bytes=storage_bytes(meta.buffers),
@@ -529,4 +541,25 @@ def simulate_forward(
         peak=sim.replay()["forward"].peak,
         macs=dict(sim.macs),
         activations=sim.activations,
+        scope_macs={name: counter[0] for name, counter in scope_macs.items()},
     )
+
+
+@contextlib.contextmanager
+def _counted(module: nn.Module, sim: Simulator) -> Iterator[list[int]]:
+    """A one-item list that holds the multiply-adds ``sim`` counts inside ``module``."""
+    total = [0]
+    start: list[int] = []
+
+    def before(*_: Any) -> None:
+        start.append(sum(sim.macs.values()))
+
+    def after(*_: Any) -> None:
+        total[0] += sum(sim.macs.values()) - start.pop()
+
+    handles = [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    try:
+        yield total
+    finally:
+        for handle in handles:
+            handle.remove()

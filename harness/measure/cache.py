@@ -12,6 +12,7 @@ directory).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import torch
+
+from harness.errors import SpecError
 
 __all__ = ["CACHE_ENV", "COST_MODEL_VERSION", "CostCache", "CostKey", "default_cache_dir"]
 
@@ -91,6 +94,10 @@ CREATE TABLE IF NOT EXISTS costs (
 """
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_COLUMNS = ("digest", "spec_hash", "kind", "key", "value", "created")
+
+
 class CostCache:
     """Cost results in ``<directory>/costs.sqlite``, with an in-process copy of every hit.
 
@@ -106,14 +113,53 @@ class CostCache:
 
     def _connect(self) -> sqlite3.Connection:
         if not self._ready:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=60)
-        if not self._ready:
-            with connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute(_SCHEMA)
-            self._ready = True
+            self._check()
+        try:
+            connection = sqlite3.connect(self.path, timeout=60)
+            if not self._ready:
+                with connection:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute(_SCHEMA)
+                self._ready = True
+        except sqlite3.Error as exc:
+            raise self._error(f"cannot open the cost cache ({exc})") from None
         return connection
+
+    def _error(self, message: str, file: Path | None = None) -> SpecError:
+        return SpecError(
+            f"{message}; it holds only derived costs: point {CACHE_ENV} at another folder, "
+            "or move the file away and run again",
+            path=(CACHE_ENV,),
+            file=str(file or self.path),
+        )
+
+    def _check(self) -> None:
+        """Refuse a cache folder that is a file, or a ``costs.sqlite`` that is not ours,
+        before anything writes to it (opening in WAL mode would change another's file)."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise self._error("is not a folder", self.directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._error(f"cannot create it ({exc.strerror or exc})", self.directory) from None
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        if not self.path.is_file():
+            raise self._error("is not a file")
+        with open(self.path, "rb") as f:
+            if f.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+                raise self._error("is not a SQLite database")
+        try:
+            with contextlib.closing(
+                sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            ) as db:
+                columns = [row[1] for row in db.execute("PRAGMA table_info(costs)")]
+        except sqlite3.Error as exc:
+            raise self._error(f"is a damaged SQLite database ({exc})") from None
+        if columns and columns != list(_COLUMNS):
+            raise self._error(
+                f"has a 'costs' table with the columns {columns}, not a harness cost cache's"
+            )
 
     def get(self, key: CostKey) -> dict[str, Any] | None:
         """The stored result for ``key``, or None."""
@@ -125,6 +171,8 @@ class CostCache:
             row = connection.execute(
                 "SELECT value FROM costs WHERE digest = ?", (digest,)
             ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(f"cannot read the cost cache ({exc})") from None
         finally:
             connection.close()
         if row is None:
@@ -151,6 +199,8 @@ class CostCache:
                         time.time(),
                     ),
                 )
+        except sqlite3.DatabaseError as exc:
+            raise self._error(f"cannot write the cost cache ({exc})") from None
         finally:
             connection.close()
         self._memory[digest] = value

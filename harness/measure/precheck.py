@@ -20,13 +20,14 @@ blocks, and its figures stay those of the full network, byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.compiler import build_model, planned_input_shape
+from harness.compiler import VideoNet, build_model, planned_input_shape
 from harness.measure._fold import Folding, create_meta_block, unfolded_params
-from harness.measure._meta import meta_model, no_gc, simulate_train_step
+from harness.measure._meta import meta_model, no_gc, simulate_forward, simulate_train_step
 from harness.measure._policy import MetaBuild
 from harness.measure._runtime import (
     OPTIMIZERS,
@@ -37,10 +38,10 @@ from harness.measure._runtime import (
 )
 from harness.measure.cache import CostCache, CostKey
 from harness.measure.flops import count_module_params
-from harness.measure.memory import TrainMemory
+from harness.measure.memory import InferenceMemory, TrainMemory
 from harness.spec import ModelSpec, load_spec, spec_hash
 
-__all__ = ["Precheck", "precheck"]
+__all__ = ["MetaForward", "Precheck", "forward_on_meta", "precheck"]
 
 
 @dataclass(frozen=True)
@@ -220,3 +221,51 @@ def _key(
         # NOTE: only where it changes the figure, so that earlier results stay valid
         **({"grad_accum": grad_accum} if grad_accum > 1 else {}),
     )
+
+
+@dataclass(frozen=True)
+class MetaForward:
+    """One inference forward pass of a spec built on the meta device, at batch 1."""
+
+    model: VideoNet  # on the meta device: its plan, modules and parameter counts
+    memory: InferenceMemory  # what the pass holds at its peak, for a real run to compare
+    flops: int  # multiply-adds of one clip (the gflops convention)
+    scope_flops: dict[str, int]  # multiply-adds inside each named module asked for
+
+
+def forward_on_meta(
+    spec: ModelSpec | str | Path,
+    *,
+    frames: int | None = None,
+    size: int | None = None,
+    classes: int | None = None,
+    scopes: Sequence[str] | None = None,
+) -> MetaForward:
+    """Build ``spec`` on the meta device and simulate one forward pass of one clip.
+
+    Nothing of the network's size is allocated: a count of any size is milliseconds, and
+    ``memory`` says what the same pass would take for real (a trace, an inference).
+
+    Args:
+        scopes: module names to count apart (default: ``VideoNet.stage_names()``).
+    """
+    loaded = load_spec(spec)
+    with MetaBuild():
+        model = build_model(loaded, frames=frames, size=size, classes=classes)
+    shape = tuple(model.plan.input_shape)
+    with meta_model(model) as meta, no_gc():
+        names = model.stage_names() if scopes is None else scopes
+        named = {name: model.get_submodule(name) for name in names}
+        trace = simulate_forward(meta, shape, 1, device_type="cpu", precision="fp32", scopes=named)
+    memory = InferenceMemory(
+        activation_bytes=trace.peak,
+        param_bytes=trace.param_bytes,
+        buffer_bytes=trace.buffer_bytes,
+        input_bytes=trace.input_bytes,
+        input_shape=shape,
+        batch=1,
+        device="cpu",
+        precision="fp32",
+        method="meta_simulation",
+    )
+    return MetaForward(model, memory, sum(trace.macs.values()), trace.scope_macs)

@@ -30,7 +30,7 @@ from typing import Any
 from harness.costs import CostRequest, format_shape, parse_cost
 from harness.errors import SpecError, format_key_path
 from harness.search._costs import TrialCosts, measure_trial_costs, wanted_costs
-from harness.search.samplers import derive_seed, list_samplers
+from harness.search.samplers import create_sampler, derive_seed, list_samplers
 from harness.search.space import SearchSpace
 from harness.spec import ModelSpec, load_spec, realise
 
@@ -151,6 +151,7 @@ def check_space(
             path=("--sampler",),
             file="<command line>",
         )
+    _create_sampler(space, sampler)
     data = inspect_data(space)
     request = CostRequest.for_training(space.train_config(space.seed), classes=data.classes)
     realised, inputs = _realise_every_value(space, request)
@@ -160,6 +161,17 @@ def check_space(
         distinct=scan.distinct, invalid=scan.invalid, spreads=scan.spreads, within=scan.within,
         unscanned=scan.unscanned, seconds=time.perf_counter() - start,
     )  # fmt: skip
+
+
+def _create_sampler(space: SearchSpace, sampler: str) -> None:
+    """Make the sampler as the search will (a grid needs every value listed, options must be
+    the sampler's), so that a sampler that cannot start fails here, not at the first trial."""
+    try:
+        create_sampler(sampler, seed=space.seed, space=space, **space.sampler_options)
+    except (TypeError, ValueError) as exc:
+        raise space.error(
+            f"sampler '{sampler}' cannot start with these options ({exc})", ("sampler_options",)
+        ) from None
 
 
 # -- every value realised ----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from harness import __version__ as harness_version
 from harness.costs import CostRequest
 from harness.errors import HarnessError
+from harness.measure import DoesNotFit
 from harness.search._costs import describe_costs, judge, measure_trial_costs
 from harness.search._halving import promote, rungs
 from harness.search._preflight import results_dir_problem
@@ -202,8 +203,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """A failed allocation: Python's, CUDA's, or the CPU allocator's (a RuntimeError)."""
-    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+    """A failed allocation: Python's, CUDA's, or the CPU allocator's (a RuntimeError); or
+    one refused before it was tried (``DoesNotFit``: the step would need more than is free)."""
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError | DoesNotFit):
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and (

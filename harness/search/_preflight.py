@@ -17,7 +17,13 @@ from pathlib import Path
 
 from harness.errors import SpecError
 
-__all__ = ["MIN_FREE_MB", "check_results_dir", "check_study_name", "results_dir_problem"]
+__all__ = [
+    "MIN_FREE_MB",
+    "check_results_dir",
+    "check_study_name",
+    "default_study_name",
+    "results_dir_problem",
+]
 
 MIN_FREE_MB = 50.0  # default; HARNESS_MIN_FREE_MB overrides
 
@@ -89,3 +95,9 @@ def check_study_name(name: str) -> str:
             file="<command line>",
         )
     return name
+
+
+def default_study_name(name: str) -> str:
+    """A study name made from a space's or spec's ``name`` (``my space`` -> ``my-space``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).lstrip(".-")[:120]
+    return cleaned or "study"

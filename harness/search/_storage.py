@@ -67,6 +67,7 @@ __all__ = [
     "HEARTBEAT_ATTR",
     "WORKER_ATTR",
     "Heartbeat",
+    "check_settings",
     "create_proxy_server",
     "open_storage",
     "recover_interrupted",
@@ -103,6 +104,12 @@ def _seconds(variable: str, default: int) -> int:
             file="<environment>",
         )
     return int(text)
+
+
+def check_settings() -> None:
+    """Read the heartbeat settings now: a bad value stops a study before its first trial."""
+    _seconds("HARNESS_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+    _seconds("HARNESS_GRACE_SECONDS", GRACE_SECONDS)
 
 
 def _cli_error(message: str, option: str = "--storage") -> SpecError:

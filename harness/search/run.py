@@ -28,12 +28,17 @@ from harness.errors import HarnessError, Interrupted, SpecError, warn
 from harness.results import Direction, load_study_results, pareto_mask
 from harness.search._check import check_space, inspect_data
 from harness.search._evaluate import ROW_ATTR, Context, evaluate_trial, requeue_trial
-from harness.search._preflight import check_results_dir, check_study_name
+from harness.search._preflight import (
+    check_results_dir,
+    check_study_name,
+    default_study_name,
+)
 from harness.search._records import DISCARDED_ATTR, KEPT_ATTR, export_results
 from harness.search._signals import held_signals, stop_on_signals
 from harness.search._storage import (
     WORKER_ATTR,
     Heartbeat,
+    check_settings,
     open_storage,
     recover_interrupted,
     worker_id,
@@ -447,7 +452,7 @@ def run_search(
         Interrupted: SIGINT or SIGTERM; the running trial is queued again and the results
             table holds every finished trial.
     """
-    study = check_study_name(study or space.name)
+    study = check_study_name(study) if study else default_study_name(space.name)
     sampler = sampler or space.sampler
     seed = space.seed if seed is None else seed
     if trials is None and trained is None:
@@ -456,6 +461,7 @@ def run_search(
         trials = TRIAL_CAP_PER_TRAINED * trained  # a bound, should most draws be over budget
     results_dir = Path(results_dir)
     check_results_dir(results_dir)
+    check_settings()
     report = check_space(space, sampler=sampler) if check else None
     classes = report.data.classes if report is not None else inspect_data(space).classes
     created = create_study(
@@ -531,6 +537,7 @@ def evaluate_candidates(
     check_study_name(study)
     results_dir = Path(results_dir)
     check_results_dir(results_dir)
+    check_settings()
     created = create_study(
         space, study=study, storage=storage, results_dir=results_dir, sampler="random", seed=seed
     )

@@ -111,3 +111,43 @@ def test_describe_model_counts_flops_once_and_a_hit_builds_nothing(
     assert (len(counts), len(builds)) == (1, 1)
     other = describe_model("tiny_c2d", frames=4, cache=CostCache(tmp_path))
     assert other.input_shape != first.input_shape and len(counts) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"not SQLite\n" * 100, "is not a SQLite database"),
+        (b"SQLite format 3\x00" + b"\xff" * 4000, "damaged SQLite database"),
+    ],
+    ids=["garbage", "torn"],
+)
+def test_a_damaged_cache_is_one_error_and_is_left_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, words: str
+) -> None:
+    from harness.errors import SpecError
+
+    monkeypatch.chdir(tmp_path)  # the default folder is relative: results/.cache
+    path = tmp_path / "results" / ".cache" / "costs.sqlite"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(SpecError, match=words) as error:
+        CostCache().get(_key())
+    assert str(error.value).startswith(f"{Path('results/.cache/costs.sqlite')}: HARNESS_CACHE_DIR:")
+    assert path.read_bytes() == content  # nothing written into it
+    assert sorted(p.name for p in path.parent.iterdir()) == ["costs.sqlite"]
+
+
+def test_a_foreign_costs_table_is_refused_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    from harness.errors import SpecError
+
+    with sqlite3.connect(tmp_path / "costs.sqlite") as db:
+        db.execute("CREATE TABLE costs (digest TEXT PRIMARY KEY, junk TEXT)")
+    before = (tmp_path / "costs.sqlite").read_bytes()
+    with pytest.raises(SpecError, match="not a harness cost cache"):
+        CostCache(tmp_path).put(_key(), {"flops": 1})
+    assert (tmp_path / "costs.sqlite").read_bytes() == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SpecError, match="is not a folder"):
+        CostCache(tmp_path / "file").get(_key())
