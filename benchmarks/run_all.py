@@ -5,9 +5,10 @@
 Each benchmark script runs in its own process (``--json``), one after another on the same
 machine, so the ratios in the table were measured side by side in this run: compiled vs
 hand-written model speed, fast pre-check vs fvcore trace, loader vs model throughput,
-search overhead, search efficiency vs random, the expansion's step ratios and the
-dashboard's load time. Each script's own report (its stdout) is kept beside the table in
-``benchmarks/results/NAME.txt``; its figures in ``benchmarks/results/NAME.json``.
+search overhead, search efficiency vs random, the expansion's step ratios, the
+dashboard's load time and ``harness zoo``'s listing vs its ``--check``. Each script's own
+report (its stdout) is kept beside the table in ``benchmarks/results/NAME.txt``; its
+figures in ``benchmarks/results/NAME.json``.
 
 ``--quick`` passes the scripts' quick settings where they have them (fewer repetitions,
 smaller runs: minutes instead of about an hour); the table says which was run. Where a GPU
@@ -188,6 +189,7 @@ BENCHES = (
         False,
     ),
     Bench("dashboard", ("bench_dashboard.py", "--json"), ("--repeats", "2"), _dashboard),
+    Bench("zoo", ("bench_zoo.py", "--json"), ("--repeats", "2"), _generic),
 )
 
 

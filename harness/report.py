@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import torch
 
 from harness.compiler import VideoNet, build_model, planned_input_shape
+from harness.compiler.network import row_group
 from harness.errors import SpecError
 from harness.measure import (
     CostCache,
@@ -39,6 +40,8 @@ from harness.spec import ModelSpec, load_spec, realise, spec_hash
 __all__ = [
     "FLOP_CONVENTION",
     "MEMORY_METHODS",
+    "TABLE_VERSION",
+    "GroupTotal",
     "LatencyOptions",
     "ModelReport",
     "StageRow",
@@ -52,12 +55,27 @@ FLOP_CONVENTION = (
 )
 
 
+# Bump when the rows of the table change, so that cached counts with older rows are not read.
+TABLE_VERSION = 2
+
+
 @dataclass(frozen=True)
 class StageRow:
-    """One row of the per-stage table."""
+    """One row of the per-module table (one of ``VideoNet.rows()``)."""
 
-    name: str  # module name: stem, stages.0, ..., head
+    # stem, stages.0, ..., head; with several pathways slow/stem, slow/stages.0, ...,
+    # fast->slow/stem (a lateral), ..., join (see harness.compiler.network.list_rows)
+    name: str
     output_shape: list[int]  # (C, T, H, W) after the module; (classes,) for the head
+    params: int
+    gflops: float
+
+
+@dataclass(frozen=True)
+class GroupTotal:
+    """The rows of one pathway, of the laterals or of the join, added up."""
+
+    name: str  # a pathway's name, laterals or join
     params: int
     gflops: float
 
@@ -76,6 +94,9 @@ class ModelReport:
     gflops_all: float | None  # None when counted on meta tensors (it needs fvcore's trace)
     unsupported_ops: dict[str, int]
     stages: list[StageRow] = field(default_factory=list)
+    # Named inputs (C, T, H, W) of a network that reads several clips or has several
+    # pathways; empty (and left out of the JSON) where ``input_shape`` is the one clip.
+    inputs: dict[str, list[int]] = field(default_factory=dict)
     flop_convention: str = FLOP_CONVENTION
     # fvcore (a trace of the built model), or meta_simulation where that trace would not fit
     count_method: str = "fvcore"
@@ -83,8 +104,25 @@ class ModelReport:
     latency: Latency | None = None  # on request
 
     def to_json(self) -> dict[str, Any]:
-        """Every field, plus flat cost figures (null when not requested)."""
-        return {**asdict(self), **self.cost_summary()}
+        """Every field (``inputs`` where there are some), plus flat cost figures (null when
+        not requested)."""
+        data = asdict(self)
+        if not self.inputs:
+            del data["inputs"]
+        return {**data, **self.cost_summary()}
+
+    def group_totals(self) -> list[GroupTotal]:
+        """Each pathway's rows, the laterals' and the join's, added up, in first-row order;
+        empty for a single pathway. Together they are the whole network's figures."""
+        groups: dict[str, list[StageRow]] = {}
+        for row in self.stages:
+            group = row_group(row.name)
+            if group is not None:
+                groups.setdefault(group, []).append(row)
+        return [
+            GroupTotal(name, sum(r.params for r in rows), sum(r.gflops for r in rows))
+            for name, rows in groups.items()
+        ]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelReport:
@@ -141,21 +179,30 @@ def _module_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _stage_rows(model: VideoNet, by_module: dict[str, int], classes: int) -> list[StageRow]:
-    """One row per name of ``model.stage_names()``: its output shape, parameters, GFLOPs."""
-    plan = model.plan
-    shapes = [list(plan.stem_shape), *(list(p.shape_out) for p in plan.stages), [classes]]
-    names = model.stage_names()
-    assert len(shapes) == len(names), "a row per stage name"
+def _stage_rows(model: VideoNet, by_module: dict[str, int]) -> list[StageRow]:
+    """One row per row of ``model.rows()``: its output shape, parameters, GFLOPs.
+
+    ``by_module`` holds the multiply-adds inside each module named by ``model.stage_names()``
+    (fvcore's by-module count, or the meta simulation's per-scope count).
+    """
     return [
         StageRow(
-            name,
-            shape,
-            _module_params(model.get_submodule(name)),
-            by_module.get(name, 0) / 1e9,
+            row.name,
+            list(row.output_shape),
+            _module_params(model.get_submodule(row.module)),
+            by_module.get(row.module, 0) / 1e9,
         )
-        for name, shape in zip(names, shapes, strict=True)
+        for row in model.rows()
     ]
+
+
+def _named_inputs(model: VideoNet) -> dict[str, list[int]]:
+    """Each named input's (C, T, H, W), where there are several clips or pathways."""
+    plan = model.plan
+    if len(plan.inputs) == 1 and len(plan.pathways) == 1:
+        return {}
+    _, t, h, w = plan.input_shape
+    return {name: [c, t, h, w] for name, c in plan.inputs}
 
 
 def describe_model(
@@ -211,7 +258,10 @@ def describe_model(
             classes=classes, **options,
         )  # fmt: skip
 
-    report = _count(cache, key, model, on_meta, loaded.name, digest, shape, classes)
+    def count_key(kind: str) -> CostKey:
+        return key(kind, 1, table=TABLE_VERSION)
+
+    report = _count(cache, count_key, model, on_meta, loaded.name, digest, shape, classes)
     costs: dict[str, Any] = {}
     if batch is not None:
         method = memory_method(memory, device)
@@ -259,7 +309,7 @@ def _count(
     ``gflops_all`` and the uncounted operators need the trace). Nothing big is allocated.
     """
     for kind in ("fvcore", "meta_count"):
-        stored = cache.get(key(kind, 1)) if cache is not None else None
+        stored = cache.get(key(kind)) if cache is not None else None
         if stored is not None:
             return ModelReport.from_json(stored)
     ahead = on_meta()
@@ -268,7 +318,7 @@ def _count(
     else:
         report = _meta_report(ahead, name, digest, shape, classes)
     if cache is not None:
-        cache.put(key(report.count_method.replace("meta_simulation", "meta_count"), 1),
+        cache.put(key(report.count_method.replace("meta_simulation", "meta_count")),
                   report.to_json())  # fmt: skip
     return report
 
@@ -287,7 +337,8 @@ def _fvcore_report(
         gflops=flops.gflops,
         gflops_all=flops.gflops_all,
         unsupported_ops=flops.unsupported_ops,
-        stages=_stage_rows(model, flops.by_module, classes),
+        stages=_stage_rows(model, flops.by_module),
+        inputs=_named_inputs(model),
     )
 
 
@@ -304,7 +355,8 @@ def _meta_report(
         gflops=ahead.flops / 1e9,
         gflops_all=None,
         unsupported_ops={},
-        stages=_stage_rows(ahead.model, ahead.scope_flops, classes),
+        stages=_stage_rows(ahead.model, ahead.scope_flops),
+        inputs=_named_inputs(ahead.model),
         count_method="meta_simulation",
     )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,7 +17,7 @@ from harness.zoo import list_zoo
 
 if TYPE_CHECKING:
     from harness.report import ModelReport
-    from harness.spec import ModelSpec
+    from harness.spec.schema import PublishedSpec
 
 console = Console()
 
@@ -97,9 +99,9 @@ def _shape(shape: list[int]) -> str:
 
 
 def _print_report(report: ModelReport) -> None:
-    table = Table(
-        title=f"{report.name}  input {_shape(report.input_shape)}  spec {report.spec_hash[:12]}"
-    )
+    named = ", ".join(f"{name} {_shape(shape)}" for name, shape in report.inputs.items())
+    where = f"inputs {named}" if named else f"input {_shape(report.input_shape)}"
+    table = Table(title=f"{report.name}  {where}  spec {report.spec_hash[:12]}")
     table.add_column("module")
     table.add_column("output (C x T x H x W)")
     table.add_column("params", justify="right")
@@ -107,6 +109,8 @@ def _print_report(report: ModelReport) -> None:
     for row in report.stages:
         table.add_row(row.name, _shape(row.output_shape), f"{row.params:,}", f"{row.gflops:.3f}")
     table.add_section()
+    for group in report.group_totals():  # with several pathways: each one's share
+        table.add_row(f"{group.name} (sum)", "", f"{group.params:,}", f"{group.gflops:.3f}")
     table.add_row("total", "", f"{report.params:,}", f"{report.gflops:.3f}")
     console.print(table)
     console.print(f"params without norm layers: {report.params_no_norm:,}")
@@ -217,108 +221,182 @@ def compile_command(
         _print_report(report)
 
 
-def _zoo_row(spec: ModelSpec, check: bool) -> dict[str, Any]:
-    from harness.report import describe_model
+@dataclass(frozen=True)
+class ZooRow:
+    """One zoo model: its published figures and, with ``--check``, ours at their input."""
 
+    name: str
+    description: str
+    published: PublishedSpec | None  # the figures, their input (frames, size, classes), source
+    report: ModelReport | None = None  # --check: ours, at the published input where there is one
+
+    @property
+    def matches(self) -> bool | None:
+        """Whether our figures match the published ones; None where either is missing."""
+        if self.report is None or self.published is None:
+            return None
+        return _matches(self.report, self.published)
+
+    def to_json(self) -> dict[str, Any]:
+        """``name``, ``description``, ``published``; with a report, our figures beside them."""
+        published = self.published
+        data: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "published": None if published is None else published.model_dump(mode="json"),
+        }
+        report = self.report
+        if report is None:
+            return data
+        data |= {
+            "input_shape": report.input_shape,
+            "params": report.params,
+            "params_no_norm": report.params_no_norm,
+            "gflops": report.gflops,
+            "gflops_all": report.gflops_all,
+            "unsupported_ops": report.unsupported_ops,
+        }
+        if published is not None:
+            data["matches_published"] = self.matches
+        return data
+
+
+def _zoo_row(name: str, check: bool) -> ZooRow:
+    """Zoo model ``name`` as its YAML states it; measured (a build and a trace) on ``check``."""
+    from harness.spec import load_spec
+
+    spec = load_spec(name)
     published = spec.published
-    if check and published is not None:
-        report = describe_model(
-            spec, frames=published.frames, size=published.size, classes=published.classes
-        )
-    else:
-        report = describe_model(spec)
-    row: dict[str, Any] = {
-        "name": spec.name,
-        "description": spec.description,
-        "input_shape": report.input_shape,
-        "params": report.params,
-        "params_no_norm": report.params_no_norm,
-        "gflops": report.gflops,
-        "gflops_all": report.gflops_all,
-        "unsupported_ops": report.unsupported_ops,
-    }
-    if published is not None:
-        row["published"] = published.model_dump(mode="json")
-    if check and published is not None:
-        row["matches_published"] = _matches(report, spec)
-    return row
+    report = None
+    if check:
+        from harness.report import describe_model
+
+        if published is None:  # nothing to compare: the spec's own clip
+            report = describe_model(spec)
+        else:
+            report = describe_model(
+                spec, frames=published.frames, size=published.size, classes=published.classes
+            )
+    return ZooRow(spec.name, spec.description, published, report)
 
 
-def _matches(report: ModelReport, spec: ModelSpec) -> bool:
+def _ours(report: ModelReport, published: PublishedSpec) -> tuple[int, float | None]:
+    """Our parameters and GFLOPs in the conventions of the published figures."""
+    params = report.params if published.params_convention == "all" else report.params_no_norm
+    gflops = report.gflops if published.gflops_convention == "compute" else report.gflops_all
+    return params, gflops
+
+
+def _matches(report: ModelReport, published: PublishedSpec) -> bool:
     """Params within 0.5% and GFLOPs within 2% of the published figures (or their rounding)."""
     from harness.spec import parse_figure
 
-    published = spec.published
-    assert published is not None
+    params, gflops = _ours(report, published)
     ok = True
     if published.params is not None:
         value, half_unit = parse_figure(published.params)
-        ours = report.params if published.params_convention == "all" else report.params_no_norm
-        ok &= abs(ours - value) <= max(0.005 * value, half_unit)
+        ok &= abs(params - value) <= max(0.005 * value, half_unit)
     if published.gflops is not None:
         value, half_unit = parse_figure(published.gflops)
-        ours_g = report.gflops if published.gflops_convention == "compute" else report.gflops_all
-        ok &= ours_g is not None and abs(ours_g - value) <= max(0.02 * value, half_unit)
+        ok &= gflops is not None and abs(gflops - value) <= max(0.02 * value, half_unit)
     return bool(ok)
 
 
-def _params_cell(row: dict[str, Any]) -> str:
-    """Parameters in the convention of the published figure (* = without norm layers)."""
-    if (row.get("published") or {}).get("params_convention") == "no_norm":
-        return f"{row['params_no_norm'] / 1e6:.2f}M*"
-    return f"{row['params'] / 1e6:.2f}M"
+def _figure(value: int | float | str | None) -> str:
+    """A published figure as printed in its source (an integer with thousands separators)."""
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _published_cells(row: ZooRow) -> list[str]:
+    """params, GFLOPs, input (frames x size), classes, convention: of the figures, or of
+    our measurement where the spec publishes none."""
+    pub, report = row.published, row.report
+    if pub is None:
+        where = ["", ""]
+        if report is not None:
+            _, frames, size, _ = report.input_shape
+            where = [f"{frames}x{size}", str(report.classes)]
+        return ["", "", *where, ""]
+    return [
+        _figure(pub.params),
+        _figure(pub.gflops),
+        f"{pub.frames}x{pub.size}",
+        str(pub.classes),
+        f"{pub.params_convention}, {pub.gflops_convention}",
+    ]
+
+
+def _our_cells(row: ZooRow) -> list[str]:
+    """Our params and GFLOPs, in the published conventions, and whether they match."""
+    pub, report = row.published, row.report
+    assert report is not None, "measured with --check"
+    params, gflops = _ours(report, pub) if pub else (report.params, report.gflops)
+    match = {None: "", True: "yes", False: "NO"}[row.matches]
+    return [f"{params:,}", "" if gflops is None else f"{gflops:.3f}", match]
+
+
+ZOO_COLUMNS = ("name", "params", "GFLOPs", "input", "classes", "convention")
+CHECK_COLUMNS = ("params, ours", "GFLOPs, ours", "match")
+
+
+def _zoo_table(rows: list[ZooRow], check: bool) -> Table:
+    title = "harness zoo: published figures"
+    if check:
+        title += ", and ours measured at the same input"
+    table = Table(title=title)
+    for column in ZOO_COLUMNS + (CHECK_COLUMNS if check else ()):
+        left = column in ("name", "convention")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(row.name, *_published_cells(row), *(_our_cells(row) if check else ()))
+    return table
+
+
+def _print_wide(table: Table) -> None:
+    """``table`` in full, wider than the terminal where it must be: a name or a figure
+    is never cut short (a narrow terminal wraps the lines instead)."""
+    from rich.measure import Measurement
+
+    need = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if need <= console.width:
+        console.print(table)
+    else:  # NOTE: Console.print(width=) cannot go past the console's own width
+        Console(width=need).print(table)
+
+
+ZOO_NOTE = (
+    "From each zoo file's published: block. input: frames x crop size; convention: the "
+    "parameters counted (all, or no_norm: without normalisation layers), then the GFLOPs "
+    "(compute: conv/linear/matmul/attention multiply-adds; all: with norms and pooling)"
+)
 
 
 def zoo_command(
     as_json: Json = False,
     check: Annotated[
-        bool, typer.Option("--check", help="Measure at each published input and compare.")
+        bool,
+        typer.Option(
+            "--check", help="Build each model, measure it at its published input, compare."
+        ),
     ] = False,
 ) -> None:
-    """List every zoo model with its parameters and GFLOPs."""
-    from harness.spec import load_spec
+    """List every zoo model with its published parameters and GFLOPs, and their input.
 
-    rows = []
-    with console.status("measuring the zoo...", spinner="dots") if not as_json else _null():
-        for name in list_zoo():
-            rows.append(_zoo_row(load_spec(name), check))
+    Read from the YAML files, nothing built; --check measures each model at its published
+    input (minutes) and exits 1 when a figure does not match.
+    """
+    busy = check and not as_json
+    with console.status("measuring the zoo...") if busy else contextlib.nullcontext():
+        rows = [_zoo_row(name, check) for name in list_zoo()]
     if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    table = Table(title="harness zoo" + (" (at the published inputs)" if check else ""))
-    for column in ("name", "input", "params", "GFLOPs", "published params", "published GFLOPs"):
-        table.add_column(column, justify="left" if column == "name" else "right")
-    if check:
-        table.add_column("match")
-    for row in rows:
-        pub = row.get("published") or {}
-        cells = [
-            row["name"],
-            f"{row['input_shape'][1]}x{row['input_shape'][2]}",
-            _params_cell(row),
-            f"{row['gflops']:.3f}",
-            str(pub.get("params", "")),
-            str(pub.get("gflops", "")),
-        ]
-        if check:
-            match = row.get("matches_published")
-            cells.append("" if match is None else "yes" if match else "NO")
-        table.add_row(*cells)
-    console.print(table)
-    console.print(
-        "[dim]input: frames x crop; * parameters without normalisation layers, "
-        "as the source counts them[/dim]"
-    )
-    if check and not all(row.get("matches_published", True) for row in rows):
+        typer.echo(json.dumps([row.to_json() for row in rows]))
+    else:
+        _print_wide(_zoo_table(rows, check))
+        console.print(f"[dim]{ZOO_NOTE}[/dim]")
+    if any(row.matches is False for row in rows):
         raise typer.Exit(1)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def schema_command(

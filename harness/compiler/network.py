@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,14 +19,114 @@ from harness.compiler.pathways import (
     create_join,
     create_lateral,
 )
-from harness.compiler.plan import Grid, NetworkPlan, PathwayPlan, StagePlan, plan_network
+from harness.compiler.plan import (
+    Grid,
+    LateralPlan,
+    NetworkPlan,
+    PathwayPlan,
+    StagePlan,
+    plan_network,
+)
 from harness.compiler.stems import create_pool, create_stem
 from harness.compiler.tokens import TokenHead  # noqa: F401  (registers patch stem, token head)
 from harness.errors import SpecError
 from harness.spec import ModelSpec, check_limits, load_spec, locate, realise
 from harness.spec.pathways import ConcatJoinSpec
 
-__all__ = ["VideoNet", "build_model", "init_weights", "planned_input_shape"]
+__all__ = [
+    "JOIN_ROW",
+    "LATERALS_GROUP",
+    "ModuleRow",
+    "VideoNet",
+    "build_model",
+    "init_weights",
+    "list_rows",
+    "planned_input_shape",
+    "row_group",
+]
+
+JOIN_ROW = "join"  # the row of a multi-pathway network's join (with its head or heads)
+LATERALS_GROUP = "laterals"  # the group of every lateral's row (see :func:`row_group`)
+_LATERAL = "->"  # a lateral's row: SOURCE->TARGET/POSITION
+
+
+@dataclass(frozen=True)
+class ModuleRow:
+    """One row of the per-module table: a module of the network and what it outputs."""
+
+    # stem, stages.N, head; with several pathways PATHWAY/stem, PATHWAY/stages.N,
+    # SOURCE->TARGET/POSITION (a lateral) and join
+    name: str
+    module: str  # the VideoNet submodule whose parameters and multiply-adds the row counts
+    output_shape: tuple[int, ...]  # (C, T, H, W) after the module; (classes,) after the head
+
+
+def _laterals_at(plan: NetworkPlan) -> dict[str | int, list[LateralPlan]]:
+    """The laterals of each position ("stem" or a stage index), in the plan's order."""
+    at: dict[str | int, list[LateralPlan]] = {}
+    for lateral in plan.laterals:
+        at.setdefault(lateral.position, []).append(lateral)
+    return at
+
+
+def list_rows(plan: NetworkPlan, classes: int) -> list[ModuleRow]:
+    """The rows of the per-module table of the network ``plan`` describes, in data order.
+
+    A single pathway: ``stem``, ``stages.N``, ``head``. Several: at each position (the
+    stem, stage 0, ...), each pathway's own layer (``slow/stem``, its output before any
+    fusion), then the laterals after it (``fast->slow/stem``, the target's fused output),
+    and last the ``join``. Every parameter and multiply-add of the network (but a segment
+    consensus) is in exactly one row.
+    """
+    (pathway, *others) = plan.pathways
+    if not others and not pathway.path:  # NOTE: a spec without `pathways:` (see plan.py)
+        rows = [ModuleRow("stem", "stem", pathway.stem_shape)]
+        rows += [
+            ModuleRow(f"stages.{i}", f"stages.{i}", stage.shape_out)
+            for i, stage in enumerate(pathway.stages)
+        ]
+        return [*rows, ModuleRow("head", "head", (classes,))]
+    laterals = _laterals_at(plan)
+    rows = []
+    for position in ["stem", *range(len(plan.trunk.stages))]:
+        rows += _step_rows(plan, position, laterals.get(position, []))
+    return [*rows, ModuleRow(JOIN_ROW, "head", (classes,))]
+
+
+def _step_rows(
+    plan: NetworkPlan, position: str | int, laterals: list[LateralPlan]
+) -> list[ModuleRow]:
+    """The rows of one PathwayStep: each pathway's layer there, then the laterals."""
+    where = "stem" if isinstance(position, str) else f"stages.{position}"
+    rows = []
+    for p in plan.pathways:
+        if isinstance(position, str):
+            shape = p.stem_shape
+        elif position < len(p.stages):
+            shape = p.stages[position].shape_out
+        else:
+            continue  # a pathway with fewer stages passes its features on
+        module = f"{where}.{PathwayStep.layer_name(p.name)}"
+        rows.append(ModuleRow(f"{p.name}/{where}", module, shape))
+    for k, lateral in enumerate(laterals):
+        name = f"{lateral.source}{_LATERAL}{lateral.target}/{where}"
+        if any(row.name == name for row in rows):  # NOTE: the same route twice here
+            name += f" (laterals.{lateral.path[-1]})"
+        rows.append(ModuleRow(name, f"{where}.{PathwayStep.lateral_name(k)}", lateral.shape_out))
+    return rows
+
+
+def row_group(name: str) -> str | None:
+    """What a row of :func:`list_rows` adds to: its pathway, ``laterals`` or ``join``.
+
+    None for the rows of a single-pathway network (``stem``, ``stages.N``, ``head``).
+    """
+    if name == JOIN_ROW:
+        return JOIN_ROW
+    head, slash, _ = name.partition("/")
+    if not slash:
+        return None
+    return LATERALS_GROUP if _LATERAL in head else head
 
 
 class VideoNet(nn.Module):
@@ -46,9 +147,11 @@ class VideoNet(nn.Module):
         plan: NetworkPlan,
         *,
         inputs: nn.Module,
+        classes: int,
         consensus: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.classes = classes
         self.inputs = inputs
         self.stem = stem
         self.stages = nn.ModuleList(stages)
@@ -63,9 +166,14 @@ class VideoNet(nn.Module):
             x = stage(x)
         return self.consensus(self.head(x))
 
+    def rows(self) -> list[ModuleRow]:
+        """The rows of the per-module table, in data order (see :func:`list_rows`)."""
+        return list_rows(self.plan, self.classes)
+
     def stage_names(self) -> list[str]:
-        """The module names of the per-stage table, in order: stem, stages.N, head."""
-        return ["stem", *(f"stages.{i}" for i in range(len(self.stages))), "head"]
+        """The module names of the per-module table, in order: stem, stages.N, head with
+        one pathway; each pathway's layers, the laterals and the join with several."""
+        return [row.module for row in self.rows()]
 
     def example_inputs(self, batch: int = 1) -> dict[str, torch.Tensor]:
         """Random named inputs of the shapes the network was built for."""
@@ -119,9 +227,10 @@ def _build_head(spec: ModelSpec, plan: NetworkPlan, classes: int) -> nn.Module:
 
 def _build_steps(plan: NetworkPlan, create: BlockFn) -> tuple[nn.Module, list[nn.Module]]:
     """Multi-pathway: one PathwayStep per position (stem, stage 0, ...), laterals inside."""
-    laterals: dict[str | int, list[nn.Module]] = {}
-    for lateral in plan.laterals:
-        laterals.setdefault(lateral.position, []).append(create_lateral(lateral))
+    laterals = {
+        position: [create_lateral(lateral) for lateral in at]
+        for position, at in _laterals_at(plan).items()
+    }
     stem = PathwayStep({p.name: _build_stem(p) for p in plan.pathways}, laterals.get("stem", []))
     stages: list[nn.Module] = []
     for i in range(len(plan.trunk.stages)):
@@ -184,7 +293,7 @@ def _compile(
             spec.segments.consensus, segments=plan.segments, classes=classes
         )
     head = _build_head(spec, plan, classes)
-    model = VideoNet(stem, stages, head, plan, inputs=inputs, consensus=consensus)
+    model = VideoNet(stem, stages, head, plan, inputs=inputs, classes=classes, consensus=consensus)
     init_weights(model)
     return model
 

@@ -128,6 +128,16 @@ class Lateral(nn.Module):
 class PathwayStep(nn.Module):
     """One position of a multi-pathway network: each pathway's stem or stage, then laterals."""
 
+    @staticmethod
+    def layer_name(pathway: str) -> str:
+        """The name, inside a step, of ``pathway``'s stem or stage."""
+        return f"layers.{pathway}"
+
+    @staticmethod
+    def lateral_name(index: int) -> str:
+        """The name, inside a step, of its ``index``-th lateral (in the plan's order)."""
+        return f"laterals.{index}"
+
     def __init__(self, layers: dict[str, nn.Module], laterals: list[nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleDict(layers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,17 @@ import pytest
 HARNESS = [sys.executable, "-m", "harness"]
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HARNESS, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HARNESS, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=None if env is None else {**os.environ, **env},
+    )
 
 
 def test_compile_json_contract() -> None:
@@ -43,6 +53,54 @@ def test_compile_table(tmp_path: Path) -> None:
     result = run("compile", "x2d")
     assert result.returncode == 0, result.stderr
     assert "stages.3" in result.stdout and "total" in result.stdout
+
+
+def test_compile_table_has_a_row_per_pathway_lateral_and_join(tmp_path: Path) -> None:
+    env = {"HARNESS_CACHE_DIR": str(tmp_path), "COLUMNS": "200"}
+    result = run("compile", "slowfast_r50_4x16", "--size", "32", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "inputs rgb 3x32x32x32" in result.stdout
+    rows = {cells[0]: cells[1:] for cells in _rows(result.stdout)}
+    assert rows["slow/stem"][0] == "64x4x8x8" and rows["fast/stem"][0] == "8x32x8x8"
+    assert rows["fast->slow/stem"][0] == "80x4x8x8"  # the slow pathway after the fusion
+    assert {"slow/stages.3", "fast/stages.3", "fast->slow/stages.2", "join"} <= set(rows)
+    assert "fast->slow/stages.3" not in rows and "stages.3" not in rows
+    sums = [name for name in rows if name.endswith(" (sum)")]
+    assert sums == ["slow (sum)", "fast (sum)", "laterals (sum)", "join (sum)"]
+
+    def params(name: str) -> int:
+        return int(rows[name][1].replace(",", ""))
+
+    assert sum(params(name) for name in sums) == params("total")
+    assert sum(params(name) for name in rows if "/" in name or name == "join") == params("total")
+
+
+def test_compile_json_names_the_inputs_and_splits_the_streams(tmp_path: Path) -> None:
+    env = {"HARNESS_CACHE_DIR": str(tmp_path)}
+    result = run("compile", "i3d_r50_two_stream", "--size", "32", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["inputs"] == {"rgb": [3, 8, 32, 32], "flow": [2, 8, 32, 32]}
+    names = [row["name"] for row in report["stages"]]
+    assert names[:4] == ["rgb/stem", "flow/stem", "rgb/stages.0", "flow/stages.0"]
+    assert names[-1] == "join" and report["stages"][-1]["output_shape"] == [400]
+    streams = {
+        p: sum(row["params"] for row in report["stages"] if row["name"].startswith(f"{p}/"))
+        for p in ("rgb", "flow")
+    }
+    join = report["stages"][-1]["params"]
+    assert streams["rgb"] + streams["flow"] + join == report["params"]
+    assert streams["rgb"] - streams["flow"] == 64 * 5 * 7 * 7  # one input channel fewer
+    assert abs(sum(s["gflops"] for s in report["stages"]) - report["gflops"]) < 1e-6
+
+
+def test_a_single_pathway_json_has_no_named_inputs() -> None:
+    result = run("compile", "tiny_c2d", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert "inputs" not in report
+    names = [row["name"] for row in report["stages"]]
+    assert names == ["stem", *(f"stages.{i}" for i in range(len(names) - 2)), "head"]
 
 
 BAD = {
@@ -115,12 +173,97 @@ def test_schema_validates_zoo_files() -> None:
         jsonschema.validate(data, schema)
 
 
-@pytest.mark.slow
-def test_zoo_json_lists_every_model() -> None:
+def _rows(table: str) -> list[list[str]]:
+    """The cells of each row of a table printed by rich."""
+    return [
+        [c.strip() for c in line.split("│")[1:-1]] for line in table.splitlines() if "│" in line
+    ]
+
+
+def _imported(stderr: str) -> set[str]:
+    """The modules ``python -X importtime`` reports on ``stderr``."""
+    prefix = "import time:"
+    return {
+        line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith(prefix)
+    }
+
+
+def test_zoo_lists_the_published_figures_and_builds_nothing() -> None:
+    from harness.spec import load_spec
     from harness.zoo import list_zoo
 
-    result = run("zoo", "--json")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", *HARNESS[1:], "zoo", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    imported = _imported(result.stderr)
+    assert "harness.cli._models" in imported  # the listing is seen
+    assert not {"torch", "fvcore"} & imported  # nothing built, nothing measured
+    rows = json.loads(result.stdout)
+    assert [row["name"] for row in rows] == list_zoo()
+    for row in rows:
+        published = load_spec(row["name"]).published
+        assert row["published"] == (published and published.model_dump(mode="json"))
+        assert set(row) == {"name", "description", "published"}
+
+
+def test_zoo_table_names_every_model_in_full() -> None:
+    from harness.spec import load_spec
+    from harness.zoo import list_zoo
+
+    result = run("zoo", env={"COLUMNS": "40"})
+    assert result.returncode == 0, result.stderr
+    rows = {cells[0]: cells[1:] for cells in _rows(result.stdout)}
+    assert list(rows) == list_zoo() and "…" not in result.stdout
+    for name, cells in rows.items():
+        published = load_spec(name).published
+        assert published is not None
+        figures = [published.params, published.gflops]
+        assert cells[:2] == [f"{v:,}" if isinstance(v, int) else str(v) for v in figures]
+        assert cells[2:5] == [
+            f"{published.frames}x{published.size}",
+            str(published.classes),
+            f"{published.params_convention}, {published.gflops_convention}",
+        ]
+
+
+@pytest.mark.slow
+def test_zoo_check_measures_every_model_at_its_published_input() -> None:
+    from harness.spec import load_spec
+    from harness.zoo import list_zoo
+
+    # NOTE: 26 full-size builds and traces: 75 s on 2 idle cores, 330 s on busy ones
+    result = run("zoo", "--check", "--json", timeout=1200)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [row["name"] for row in rows] == list_zoo()
     assert all(row["params"] > 0 and row["gflops"] > 0 for row in rows)
+    for row in rows:
+        published = load_spec(row["name"]).published
+        assert published is not None and row["matches_published"] is True
+        assert row["input_shape"][1:] == [published.frames, published.size, published.size]
+
+
+def test_zoo_check_table_shows_ours_beside_the_published_figures() -> None:
+    from rich.console import Console
+
+    from harness.cli._models import _zoo_row, _zoo_table
+
+    rows = [_zoo_row(name, check=True) for name in ("tiny_c2d", "tiny_r2plus1d")]
+    console = Console(width=200)
+    with console.capture() as captured:
+        console.print(_zoo_table(rows, check=True))
+    text = captured.get()
+    assert "ours measured at the same input" in text
+    header = next(line for line in text.splitlines() if "┃" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]] == [
+        "name", "params", "GFLOPs", "input", "classes", "convention",
+        "params, ours", "GFLOPs, ours", "match",
+    ]  # fmt: skip
+    tiny_c2d, tiny_r2plus1d = _rows(text)
+    assert tiny_c2d[:5] == ["tiny_c2d", "77,912", "0.025002", "8x32", "8"]
+    assert tiny_c2d[6:] == ["77,912", "0.025", "yes"]
+    assert tiny_r2plus1d[6:] == ["198,805", "0.068", "yes"]

@@ -30,6 +30,17 @@ def test_without_a_stated_limit_the_machine_has_one(monkeypatch: pytest.MonkeyPa
     assert 0 < limit.bytes < 2**50 and limit.source
 
 
+_STEPS = ("stem", "stages.0", "stages.1", "stages.2", "stages.3")
+ROWS = {  # the rows of the multi-pathway networks above
+    "slowfast_r50_4x16": [
+        *(row for at in _STEPS for row in (f"slow/{at}", f"fast/{at}", f"fast->slow/{at}")),
+        "join",
+    ],
+    "i3d_r50_two_stream": [*(f"{p}/{at}" for at in _STEPS for p in ("rgb", "flow")), "join"],
+}
+ROWS["slowfast_r50_4x16"].remove("fast->slow/stages.3")  # laterals after stem, 0, 1 and 2
+
+
 @pytest.mark.parametrize(
     ("spec", "size"),
     [("tiny_c2d", None), ("slowfast_r50_4x16", 64), ("i3d_r50_two_stream", 64),
@@ -39,7 +50,8 @@ def test_the_count_on_meta_is_fvcore_s_stage_by_stage(
     spec: str, size: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The contract between the two rooms: the meta simulation's per-stage multiply-adds and
-    # parameters are fvcore's, over the same stage names (VideoNet.stage_names()).
+    # parameters are fvcore's, over the same rows (VideoNet.rows(): with several pathways,
+    # each pathway's stem and stages, the laterals and the join).
     monkeypatch.delenv(MEMORY_ENV, raising=False)
     traced = describe_model(spec, size=size)
     monkeypatch.setenv(MEMORY_ENV, "1")  # fvcore's trace would not fit in 1 MB
@@ -53,6 +65,9 @@ def test_the_count_on_meta_is_fvcore_s_stage_by_stage(
     ]
     for ours, theirs in zip(counted.stages, traced.stages, strict=True):
         assert ours.gflops == pytest.approx(theirs.gflops, rel=1e-12, abs=1e-15)
+    assert [r.name for r in counted.stages] == ROWS.get(spec, [r.name for r in traced.stages])
+    assert counted.inputs == traced.inputs
+    assert sum(r.params for r in counted.stages) == counted.params
 
 
 def test_a_count_of_any_size_allocates_nothing() -> None:
