@@ -14,7 +14,7 @@ import typer
 # and the like inside the functions that use them: help then takes a fraction of a second
 # instead of seconds (tests/cli/test_lazy_imports.py holds that line).
 import harness.cli._data  # noqa: F401  (registers `harness data` on import)
-from harness.cli import _dashboard, _expand, _models, _search, _storage, _train
+from harness.cli import _dashboard, _expand, _export, _models, _search, _storage, _train
 from harness.cli._app import app
 from harness.errors import HarnessError
 
@@ -24,6 +24,7 @@ _models.register(app)
 _train.register(app)
 _dashboard.register(app)
 _search.register(app)
+_export.register(app)
 _expand.register(app)
 _storage.register(app)
 

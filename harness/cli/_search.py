@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+# NOTE: results (the Pareto table, the summary lines, --json's object) go to stdout, progress
+# (the space check, the live display, warnings) to stderr: `harness search ... > out.txt`
+# keeps the results and still shows the progress.
 console = Console(stderr=True)
+out = Console()
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 MAX_SEED = 2**32 - 1  # as a space's 'seed'
 
@@ -88,15 +92,17 @@ def _budgets(values: list[str] | None) -> dict[str, float]:
 
 
 def _front_table(df: pd.DataFrame, space: SearchSpace) -> Table:
+    from harness.results import summarise_architecture
     from harness.search import pareto_front
 
     table = Table(title="Pareto set (complete, within budget)", title_justify="left")
     for column in ("trial", *space.objectives, "spec"):
         table.add_column(column, justify="right")
+    table.add_column("architecture", justify="left")
     for _, row in pareto_front(df, dict(space.objectives)).head(12).iterrows():
         cells = [str(row["trial"])]
         cells += [_fmt(row[name]) for name in space.objectives]
-        table.add_row(*cells, str(row["spec_hash"])[:10])
+        table.add_row(*cells, str(row["spec_hash"])[:8], summarise_architecture(row))
     return table
 
 
@@ -132,6 +138,11 @@ class _Display:
         df = trials_frame(study)
         if df.empty:
             return
+        self.count(df)
+        self.live.update(Group(self.progress, _front_table(df, self.space)))
+
+    def count(self, df: pd.DataFrame) -> None:
+        """The bar and the counts of each state, from the trials table ``df``."""
         counts = df["state"].value_counts()
         done = int(sum(counts.get(s, 0) for s in ("complete", "infeasible", "pruned", "failed")))
         if self.trained:
@@ -139,14 +150,13 @@ class _Display:
             done = int((df["state"].isin(["complete", "pruned"]) & ~reused).sum())
         text = "  ".join(f"{s} {int(n)}" for s, n in counts.items())
         self.progress.update(self.task, completed=done, counts=text)
-        self.show(df)
-
-    def show(self, table: pd.DataFrame) -> None:
-        """The Pareto set of ``table`` under the progress bar (the last one stays on screen)."""
-        self.live.update(Group(self.progress, _front_table(table, self.space)))
 
     def run(self, search: Callable[..., SearchResult], report: SpaceCheck) -> SearchResult:
         """``search(on_start=..., on_trial=...)`` under the display.
+
+        The live Pareto set shows under the bar while trials run; a search that ends leaves
+        only the bar, since its set is printed on stdout. (An interrupted one leaves the set
+        it had reached on screen.)
 
         NOTE: the display starts once the study is open (``on_start``), after every check
         that can refuse the options: an error before it is the only line on stderr.
@@ -158,7 +168,9 @@ class _Display:
 
         try:
             result = search(on_start=start, on_trial=self.update)
-            self.show(result.table)
+            if not result.table.empty:
+                self.count(result.table)
+            self.live.update(Group(self.progress))
         finally:
             if self.live.is_started:
                 self.live.stop()
@@ -167,19 +179,28 @@ class _Display:
         return result
 
 
-def _summary(result: SearchResult, seconds: float) -> None:
+def _summary(result: SearchResult, space: SearchSpace, seconds: float, results: Path) -> None:
+    """The Pareto set and the summary lines, on stdout."""
+    out.print(_front_table(result.table, space))
     n = result.interrupted()
     interrupted = f", {n} interrupted (run again)" if n else ""
-    console.print(
+    out.print(
         f"study [bold]{result.study}[/bold]: {result.count('complete')} complete, "
         f"{result.count('infeasible')} infeasible (rejected before training), "
         f"{result.count('pruned')} pruned, {result.count('failed')} failed"
         f"{interrupted} in {seconds:.1f} s",
         soft_wrap=True,  # NOTE: a line that names a path must not be wrapped mid-path
     )
-    console.print(
+    out.print(
         f"results table: [bold]{result.results}[/bold] (and trials.csv beside it)", soft_wrap=True
     )
+    if not result.pareto().empty:
+        command = shlex.join(
+            ["harness", "export", "--results", str(results), "--study", result.study, "--knee"]
+        )
+        out.print(
+            f"export a spec: [bold]{command}[/bold] (or --trial N)", soft_wrap=True, highlight=False
+        )
 
 
 def _check(space: SearchSpace, *, sampler: str | None, draws: int) -> SpaceCheck:
@@ -189,9 +210,9 @@ def _check(space: SearchSpace, *, sampler: str | None, draws: int) -> SpaceCheck
     return check_space(space, sampler=sampler, draws=draws)
 
 
-def _print_check(report: SpaceCheck, out: Console) -> None:
+def _print_check(report: SpaceCheck, to: Console) -> None:
     for line in report.lines():
-        out.print(line, soft_wrap=True, highlight=False)
+        to.print(line, soft_wrap=True, highlight=False)
 
 
 def _search(
@@ -246,7 +267,7 @@ def _search(
     if as_json:  # the space check goes into the object, not onto stderr
         typer.echo(json.dumps({**result.to_json(), "check": report.to_json()}))
     else:
-        _summary(result, time.perf_counter() - start)
+        _summary(result, space, time.perf_counter() - start, results)
     return result
 
 
@@ -328,7 +349,7 @@ def demo_command(
         results=results, workers=1, sampler=None, seed=None, draws=200, as_json=as_json,
     )  # fmt: skip
     if not as_json:
-        console.print(
+        out.print(
             f"open the dashboard: [bold]harness dashboard --results {results}[/bold]",
             soft_wrap=True,
         )

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import SpecError, warn
+
+if TYPE_CHECKING:
+    from harness.train import RunStart
 
 __all__ = ["register"]
 
@@ -101,8 +104,72 @@ def _views(text: str | None) -> tuple[int, int] | None:
         ) from None
 
 
-def _print(result: Any) -> None:
-    table = Table(title=f"training {result.spec_hash[:12]}  ({result.status})")
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def _data_line(start: RunStart) -> str:
+    """``data: WHAT: K classes, N train and M val clips; clips CxTxHxW``."""
+    used = ""
+    if start.train_used != start.train_clips:
+        used = f" ({start.train_used} of them trained on: the --subset)"
+    return (
+        f"data: {start.data}: {start.classes} classes, {start.train_clips} train and "
+        f"{start.val_clips} val clips{used}; clips {start.clip}"
+    )
+
+
+class _Start:
+    """What the run found before training (``on_start``), told once.
+
+    Notices about the output folder (an earlier run's files set aside, a finished run shown
+    again instead of training) are ``harness: warning:`` lines on stderr when they happen.
+    The data line (and where a resumed run continues) goes to stdout with the result: before
+    training when progress shows, else just above the table.
+
+    NOTE: not before training in a log or a pipe, where a data error found in the middle of
+    the epochs (a video that will not decode) must stay the only line of its run.
+    """
+
+    def __init__(self, *, main: bool, as_json: bool, early: bool) -> None:
+        self.main, self.as_json, self.early = main, as_json, early
+        self.start: RunStart | None = None
+        self.lines: list[str] = []
+
+    def __call__(self, start: RunStart) -> None:
+        self.start = start
+        if not self.main:
+            return
+        if start.set_aside:
+            warn(f"set aside the files of an earlier run: {', '.join(start.set_aside)}")
+        if start.finished:
+            warn(
+                f"{start.checkpoint} is a finished run of these settings "
+                f"({_epochs(start.resumed_epochs)}): its result is shown again, nothing is "
+                "trained (--no-resume trains afresh)"
+            )
+        self.lines = [_data_line(start)]
+        if 0 < start.resumed_epochs < start.epochs:
+            self.lines.append(
+                f"resumed from {start.checkpoint} after epoch {start.resumed_epochs} of "
+                f"{start.epochs}"
+            )
+        if self.early:
+            self.flush()
+
+    def flush(self) -> None:
+        """Print the lines not printed yet (text mode only)."""
+        if not self.as_json:
+            for line in self.lines:
+                console.print(line, soft_wrap=True, highlight=False, markup=False)
+        self.lines = []
+
+
+def _print(result: Any, start: RunStart | None) -> None:
+    status = result.status
+    if start is not None and start.finished:
+        status = f"{status}, shown again"  # NOTE: the warning names the checkpoint
+    table = Table(title=f"training {result.spec_hash[:12]}  ({status})")
     for column in ("epoch", "train loss", "lr", "top-1", "top-5", "seconds", "clips/s"):
         table.add_column(column, justify="right")
     for row in result.history:
@@ -121,7 +188,7 @@ def _print(result: Any) -> None:
         f"  (single view top-1 {result.top1_single_view:.4f})"
     )
     console.print(
-        f"trained {result.epochs} epochs in {result.train_seconds:.1f} s "
+        f"trained {_epochs(result.epochs)} in {result.train_seconds:.1f} s "
         f"({result.train_clips_per_second:.1f} clips/s); checkpoint: {result.checkpoint}"
     )
 
@@ -148,9 +215,21 @@ def train_command(
     device: Annotated[str | None, Opt("--device", help="cpu or cuda.")] = None,
     precision: Annotated[str | None, Opt("--precision", help="auto, fp32, bf16, fp16.")] = None,
     seed: Annotated[int | None, Opt("--seed", help="Seed of weights, order, augmentation.")] = None,
-    resume: Annotated[bool, Opt("--resume/--no-resume", help="Continue from --out.")] = True,
+    resume: Annotated[
+        bool,
+        Opt(
+            "--resume/--no-resume",
+            help="Continue the run in --out (the default); --no-resume sets its files aside "
+            "and trains afresh.",
+        ),
+    ] = True,
 ) -> None:
-    """Train a spec on a data set, evaluate it, and print its accuracy."""
+    """Train a spec on a data set, evaluate it, and print its accuracy.
+
+    The data's layout and split sizes are printed first. With --out, the same command again
+    continues the run there (a finished one is shown again, saying so); a checkpoint of
+    other settings, or of more epochs, is refused.
+    """
     from harness.train import Fidelity, TrainConfig, train
 
     config = _build(
@@ -164,15 +243,18 @@ def train_command(
     _check_where(config, out)
     main = _rank() == 0
     show = main and not as_json and sys.stderr.isatty()
+    start = _Start(main=main, as_json=as_json, early=show)
     with _warnings_as_lines():
         result = train(
-            spec, data, config=config, fidelity=fidelity, out_dir=out, resume=resume, progress=show
-        )
+            spec, data, config=config, fidelity=fidelity, out_dir=out, resume=resume,
+            progress=show, on_start=start,
+        )  # fmt: skip
     if main:
         if as_json:
             typer.echo(json.dumps(result.model_dump(mode="json")))
         else:
-            _print(result)
+            start.flush()
+            _print(result, start.start)
     if result.status != "complete":
         if main:
             sys.stderr.write(f"harness: training stopped: {result.reason}\n")

@@ -8,9 +8,13 @@ from harness.results._pareto import (
     hypervolume,
     knee_point,
     non_dominated_rank,
+    pareto_front,
     pareto_mask,
+    study_budgets,
+    study_objectives,
     to_minimisation,
 )
+from harness.results._summary import summarise_architecture
 from harness.results._table import (
     COLUMNS,
     STATES,
@@ -30,7 +34,11 @@ __all__ = [
     "load_results",
     "load_study_results",
     "non_dominated_rank",
+    "pareto_front",
     "pareto_mask",
     "save_results",
+    "study_budgets",
+    "study_objectives",
+    "summarise_architecture",
     "to_minimisation",
 ]

@@ -1,14 +1,15 @@
 """Pareto sets, non-dominated ranks, hypervolume and knee points.
 
-Pure functions over numbers (numpy, pandas); no torch, no Optuna. Every point is turned into a
-*minimisation* problem first: a maximised objective is negated. Our own code, because Optuna's
-hypervolume is private API.
+Pure functions over numbers and results tables (numpy, pandas); no torch, no Optuna. Every
+point is turned into a *minimisation* problem first: a maximised objective is negated. Our
+own code, because Optuna's hypervolume is private API.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,10 @@ __all__ = [
     "hypervolume",
     "knee_point",
     "non_dominated_rank",
+    "pareto_front",
     "pareto_mask",
+    "study_budgets",
+    "study_objectives",
     "to_minimisation",
 ]
 
@@ -149,3 +153,56 @@ def knee_point(df: pd.DataFrame, objectives: Mapping[str, Direction]) -> object 
     low, span = pts.min(axis=0), np.ptp(pts, axis=0)
     scaled = (pts - low) / np.where(span > 0, span, 1.0)
     return front.index[int(np.argmin(np.linalg.norm(scaled, axis=1)))]
+
+
+def pareto_front(
+    table: pd.DataFrame,
+    objectives: Mapping[str, Direction],
+    budgets: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Complete, feasible trials of a results table on the Pareto set of ``objectives``.
+
+    A candidate evaluated more than once (a reused duplicate: the same ``spec_hash`` and
+    ``protocol``) appears once, as the trial that trained it. With ``budgets`` (the ones in
+    force now), a trial judged feasible under looser budgets of an earlier run but over these
+    is left out. Sorted by the first objective. What ``harness search`` prints, the
+    dashboard shows and ``harness export`` chooses from.
+    """
+    if table.empty or "feasible" not in table:
+        return table.iloc[0:0]
+    done = table[(table["state"] == "complete") & table["feasible"].fillna(False).astype(bool)]
+    for cost, limit in (budgets or {}).items():
+        if cost in done:
+            done = done[~(done[cost].astype("Float64") > limit).fillna(False)]
+    done = done.sort_values("trial").drop_duplicates(["spec_hash", "protocol"], keep="first")
+    if done.empty:
+        return done
+    return done[pareto_mask(done, objectives)].sort_values(next(iter(objectives)))
+
+
+def _latest_json(table: pd.DataFrame, column: str) -> dict[str, object]:
+    """The JSON object in ``column`` of the highest-numbered trial that has one."""
+    if table.empty or column not in table:
+        return {}
+    rows = table.sort_values("trial", ascending=False) if "trial" in table else table
+    for text in rows[column].dropna():
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def study_objectives(table: pd.DataFrame) -> dict[str, Direction]:
+    """The objectives of one study's table (column -> direction), as its trials recorded
+    them; empty when no row names them."""
+    found = _latest_json(table, "objectives")
+    return {str(k): cast(Direction, v) for k, v in found.items() if v in ("minimize", "maximize")}
+
+
+def study_budgets(table: pd.DataFrame) -> dict[str, float]:
+    """The budgets (cost -> limit) in force at one study's latest trial."""
+    found = _latest_json(table, "budgets")
+    return {str(k): float(v) for k, v in found.items() if isinstance(v, int | float)}

@@ -25,7 +25,7 @@ import torch
 from optuna.trial import TrialState
 
 from harness.errors import HarnessError, Interrupted, SpecError, warn
-from harness.results import Direction, load_study_results, pareto_mask
+from harness.results import Direction, load_study_results, pareto_front
 from harness.search._check import check_space, inspect_data
 from harness.search._evaluate import ROW_ATTR, Context, evaluate_trial, requeue_trial
 from harness.search._preflight import (
@@ -70,29 +70,6 @@ def _ask(study: optuna.Study) -> optuna.Trial:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         return study.ask()
-
-
-def pareto_front(
-    table: pd.DataFrame,
-    objectives: Mapping[str, Direction],
-    budgets: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
-    """Complete, feasible trials of ``table`` on the Pareto set of ``objectives``.
-
-    A candidate evaluated more than once (a reused duplicate) appears once, as the trial
-    that trained it. With ``budgets`` (the ones in force now), a trial judged feasible under
-    looser budgets of an earlier run but over these is left out.
-    """
-    if table.empty or "feasible" not in table:
-        return table.iloc[0:0]
-    done = table[(table["state"] == "complete") & table["feasible"].fillna(False).astype(bool)]
-    for cost, limit in (budgets or {}).items():
-        if cost in done:
-            done = done[~(done[cost].astype("Float64") > limit).fillna(False)]
-    done = done.sort_values("trial").drop_duplicates(["spec_hash", "protocol"], keep="first")
-    if done.empty:
-        return done
-    return done[pareto_mask(done, objectives)].sort_values(next(iter(objectives)))
 
 
 @dataclass

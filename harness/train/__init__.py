@@ -8,7 +8,7 @@ multi-view) and returns a :class:`TrainResult`. The search calls it with a low
 """
 
 from harness.train.checkpoint import load_checkpoint, save_checkpoint, weights_digest
-from harness.train.config import Fidelity, TrainConfig, TrainResult
+from harness.train.config import Fidelity, RunStart, TrainConfig, TrainResult
 from harness.train.evaluate import EvalResult, compute_metrics, evaluate
 from harness.train.optim import create_optimizer, get_lr, list_optimizers, register_optimizer
 from harness.train.trainer import train
@@ -16,6 +16,7 @@ from harness.train.trainer import train
 __all__ = [
     "EvalResult",
     "Fidelity",
+    "RunStart",
     "TrainConfig",
     "TrainResult",
     "compute_metrics",

@@ -22,16 +22,25 @@ from harness.spec.schema import ClipSpec
 from harness.train.checkpoint import (
     CHECKPOINT_NAME,
     FORMAT,
+    OUT_FILES,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from harness.train.config import Fidelity, TrainConfig
+from harness.train.config import Fidelity, RunStart, TrainConfig
 from harness.train.distributed import DistContext
 from harness.train.evaluate import EvalResult, evaluate
 from harness.train.optim import create_optimizer
 
-__all__ = ["Run", "create_run", "evaluate_run", "restore_run", "save_run"]
+__all__ = [
+    "Run",
+    "create_run",
+    "describe_run",
+    "evaluate_run",
+    "restore_run",
+    "save_run",
+    "set_aside_run",
+]
 
 DataSpec = SyntheticDataSpec | VideoDataSpec
 
@@ -277,12 +286,29 @@ def save_run(run: Run) -> None:
     run.checkpoint = run.out_dir / CHECKPOINT_NAME
 
 
-def _set_aside(out_dir: Path) -> None:
-    """Rename the checkpoint and metrics of another run ``*.other-<time>`` (never delete)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for old in (out_dir / CHECKPOINT_NAME, out_dir / "metrics.jsonl"):
+def _set_aside(out_dir: Path) -> list[Path]:
+    """Rename the files of another run (checkpoint, metrics, result) ``*.other-<time>``, never
+    deleting one; returns their new names."""
+    stamp = base = time.strftime("%Y%m%d-%H%M%S")
+    n = 0
+    while any((out_dir / f"{name}.other-{stamp}").exists() for name in OUT_FILES):
+        n += 1  # NOTE: set aside twice in one second: the first one's files stay
+        stamp = f"{base}-{n}"
+    moved = []
+    for old in (out_dir / name for name in OUT_FILES):
         if old.exists():
-            old.rename(old.with_name(f"{old.name}.other-{stamp}"))
+            new = old.with_name(f"{old.name}.other-{stamp}")
+            old.rename(new)
+            moved.append(new)
+    return moved
+
+
+def set_aside_run(run: Run) -> list[Path]:
+    """Start afresh in ``out_dir``: the files an earlier run left there are renamed
+    ``*.other-<time>`` (rank 0; never deleted) instead of being overwritten."""
+    if run.out_dir is None or not run.ctx.is_main:
+        return []
+    return _set_aside(run.out_dir)
 
 
 def _apply(run: Run, payload: dict[str, Any], path: Path) -> None:
@@ -305,44 +331,100 @@ def _apply(run: Run, payload: dict[str, Any], path: Path) -> None:
     run.checkpoint = path
 
 
-def restore_run(run: Run, *, replace: bool = False) -> None:
+def _trained_epochs(payload: dict[str, Any]) -> int | None:
+    try:
+        return int(payload["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None  # NOTE: _apply names what does not fit
+
+
+def restore_run(run: Run, *, replace: bool = False) -> list[Path]:
     """Continue from the checkpoint in ``out_dir``, if there is one of this run.
+
+    A checkpoint of the same settings that trained more epochs than this run asks for is not
+    this run's (its weights went further down another learning-rate schedule): it is refused
+    as a different run's is, so that its result is never shown as this one's.
 
     Args:
         replace: a checkpoint of a different run (or a file harness cannot load there) is
-            renamed ``last.pt.other-<time>`` (and its metrics file beside it) and the run
-            starts afresh, instead of an error.
+            renamed ``last.pt.other-<time>`` (with the metrics and result files beside it)
+            and the run starts afresh, instead of an error.
+
+    Returns:
+        The files set aside (``replace`` only).
 
     Raises:
-        HarnessError: the folder holds a checkpoint of a different run, or of another
-            checkpoint format (and not ``replace``).
+        HarnessError: the folder holds a checkpoint of a different run, of more epochs, or
+            of another checkpoint format (and not ``replace``).
         CheckpointError: the folder's ``last.pt`` is not a checkpoint harness can load
             safely (and not ``replace``); it is left as it is.
     """
     if run.out_dir is None:
-        return
+        return []
     path = run.out_dir / CHECKPOINT_NAME
     try:
         payload = load_checkpoint(path)
     except CheckpointError:
         if not replace:
             raise
-        _set_aside(run.out_dir)
-        return
+        return set_aside_run(run)
     if payload is None:
-        return
-    if payload.get("format") != FORMAT or payload.get("identity") != run.identity:
+        return []
+    problem = _other_run(run, payload)
+    if problem is not None:
         if replace:
-            _set_aside(run.out_dir)
-            return
-        what = "a different run (spec, data or settings differ)"
-        if payload.get("format") != FORMAT:
-            what = f"another version of harness (format {payload.get('format')}, not {FORMAT})"
-        raise HarnessError(
-            f"{run.out_dir} holds a checkpoint of {what}; choose another output folder, "
-            "or start afresh without resuming"
-        )
+            return set_aside_run(run)
+        raise HarnessError(f"{run.out_dir} holds {problem}")
     _apply(run, payload, path)
+    return []
+
+
+def _other_run(run: Run, payload: dict[str, Any]) -> str | None:
+    """Why the checkpoint ``payload`` is not one this run may continue (None: it may)."""
+    if payload.get("format") != FORMAT:
+        version = f"format {payload.get('format')}, not {FORMAT}"
+        return (
+            f"a checkpoint of another version of harness ({version}); choose another "
+            "output folder, or start afresh without resuming"
+        )
+    if payload.get("identity") != run.identity:
+        return (
+            "a checkpoint of a different run (spec, data or settings differ); choose another "
+            "output folder, or start afresh without resuming"
+        )
+    done = _trained_epochs(payload)
+    if done is not None and done > run.fidelity.epochs:
+        return (
+            f"a run of these settings trained for {done} epochs, more than the "
+            f"{run.fidelity.epochs} asked for; ask for {done} epochs to see its result again, "
+            "choose another output folder, or start afresh without resuming"
+        )
+    return None
+
+
+def describe_run(run: Run, set_aside: list[Path] | None = None) -> RunStart:
+    """What ``run`` is about to do: its data, its clip, and what it took over from
+    ``out_dir`` (the checkpoint it continues, the files of another run ``set_aside``)."""
+    data = run.data
+    if isinstance(data, SyntheticDataSpec):
+        layout, where = "synthetic", f"the synthetic benchmark ({data.preset} preset)"
+    else:
+        layout, where = data.layout, f"{data.root} ({data.layout} layout)"
+    clip = run.train_set.clip
+    return RunStart(
+        spec_hash=run.spec_hash,
+        layout=layout,
+        data=where,
+        classes=run.classes,
+        train_clips=run.train_set.num_videos,
+        train_used=len(run.loaders["train"].sampler.items),
+        val_clips=run.val_set.num_videos,
+        clip=f"{clip.channels}x{clip.frames}x{clip.size}x{clip.size}",
+        epochs=run.fidelity.epochs,
+        resumed_epochs=run.epoch,
+        checkpoint=str(run.checkpoint) if run.checkpoint is not None else None,
+        set_aside=tuple(str(p) for p in set_aside or ()),
+    )
 
 
 def evaluate_run(run: Run, views: tuple[int, int] = (1, 1)) -> EvalResult:

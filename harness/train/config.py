@@ -1,5 +1,5 @@
-"""What a training run is told (:class:`TrainConfig`, :class:`Fidelity`) and what it returns
-(:class:`TrainResult`).
+"""What a training run is told (:class:`TrainConfig`, :class:`Fidelity`), what it is about to
+do (:class:`RunStart`) and what it returns (:class:`TrainResult`).
 
 ``TrainConfig`` holds runtime settings only; the architecture stays in the model spec and
 the data in the data spec. ``Fidelity`` says how much training a candidate gets, so that a
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Fidelity", "TrainConfig", "TrainResult"]
+__all__ = ["Fidelity", "RunStart", "TrainConfig", "TrainResult"]
 
 
 class _Frozen(BaseModel):
@@ -96,6 +96,29 @@ class TrainConfig(_Frozen):
         return self.model_dump(
             mode="json", exclude={"num_workers", "eval_batch_size", "checkpoint_every"}
         )
+
+
+class RunStart(_Frozen):
+    """What a run is about to do, once its data, model and output folder are ready (before
+    its first step): the data it found, and what it took over from the output folder."""
+
+    spec_hash: str  # hash of the realised architecture about to train
+    layout: str  # synthetic, or the layout of real videos: folder, frames, kinetics, ...
+    data: str  # the data set in words: "/data/ucf101 (ucf101 layout)"
+    classes: int  # number of classes (the classifier's outputs)
+    train_clips: int  # videos in the training split
+    train_used: int  # of them trained on: the fidelity's class-stratified subset
+    val_clips: int  # videos in the validation split
+    clip: str  # C x T x H x W of one clip, as the model sees it
+    epochs: int  # the epoch the run ends after
+    resumed_epochs: int = 0  # epochs already trained by the checkpoint it continues (0: none)
+    checkpoint: str | None = None  # the checkpoint it continues
+    set_aside: tuple[str, ...] = ()  # files of an earlier run renamed out of its way
+
+    @property
+    def finished(self) -> bool:
+        """True when the checkpoint it continues has trained every epoch: nothing to train."""
+        return self.resumed_epochs >= self.epochs
 
 
 class TrainResult(_Frozen):

@@ -26,15 +26,24 @@ from harness.data.spec import SyntheticDataSpec, VideoDataSpec
 from harness.errors import HarnessError
 from harness.spec import ModelSpec
 from harness.train._epoch import EpochStats, NonFiniteLoss, precise_bn, train_epoch
-from harness.train._run import Run, create_run, evaluate_run, restore_run, save_run
+from harness.train._run import (
+    Run,
+    create_run,
+    describe_run,
+    evaluate_run,
+    restore_run,
+    save_run,
+    set_aside_run,
+)
 from harness.train.checkpoint import out_dir_problem, weights_digest
-from harness.train.config import Fidelity, TrainConfig, TrainResult
+from harness.train.config import Fidelity, RunStart, TrainConfig, TrainResult
 from harness.train.distributed import all_gather_object, close_distributed, init_distributed
 from harness.train.evaluate import EvalResult
 
 __all__ = ["train"]
 
 Callback = Callable[[dict[str, Any]], None]
+OnStart = Callable[[RunStart], None]
 
 
 def _row(run: Run, stats: EpochStats, result: EvalResult) -> dict[str, Any]:
@@ -158,6 +167,7 @@ def train(
     resume: bool | Literal["replace"] = True,
     progress: bool = False,
     callback: Callback | None = None,
+    on_start: OnStart | None = None,
 ) -> TrainResult:
     """Train ``spec`` on ``data`` and evaluate it.
 
@@ -174,17 +184,23 @@ def train(
         out_dir: folder for the checkpoint, metrics rows and result (None: keep nothing).
         resume: continue from a checkpoint of the same run in ``out_dir``; ``"replace"``
             also sets a checkpoint of a different run aside (renamed, never deleted) and
-            starts afresh instead of refusing it.
+            starts afresh instead of refusing it; False starts afresh, setting aside the
+            files any earlier run left in ``out_dir``.
         progress: show progress bars (rank 0).
         callback: called after every epoch (once saved) with its metrics row; an exception
             it raises propagates out of ``train`` (the search prunes this way).
+        on_start: called once before the first step (on every process) with what the run
+            found: the data's layout and split sizes, the checkpoint it continues (a
+            finished one trains nothing: its result is evaluated again), the files set
+            aside.
 
     Raises:
         SpecError: the model or data spec is invalid, no usable video is left, or
             ``config.device`` is not on this machine.
         HarnessError: ``out_dir`` cannot take the run's files, or holds a checkpoint of a
-            different run (a :class:`~harness.train.checkpoint.CheckpointError` when it
-            holds a file harness cannot load safely); checked before any training.
+            different run or of more epochs (a
+            :class:`~harness.train.checkpoint.CheckpointError` when it holds a file harness
+            cannot load safely); checked before any training.
     """
     config = config or TrainConfig()
     fidelity = fidelity or Fidelity()
@@ -196,8 +212,10 @@ def train(
         with _held_warnings():
             run = create_run(spec, data, config, fidelity, ctx, folder)
             _prepare_out_dir(folder, ctx.is_main)
-            if resume:
-                restore_run(run, replace=resume == "replace")
+            replace = resume == "replace"
+            aside = restore_run(run, replace=replace) if resume else set_aside_run(run)
+        if on_start is not None:
+            on_start(describe_run(run, aside))
         with loader_errors():  # NOTE: a worker's error as its own line, not its traceback
             try:
                 _epochs(run, progress, callback)

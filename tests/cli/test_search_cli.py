@@ -54,12 +54,35 @@ def test_text_output_shows_the_pareto_set_once_then_the_summary(tmp_path: Path) 
     args = ["search", str(path), "--trials", "2", "--results", str(tmp_path)]
     result = run(*args, "--budget", "gflops=0.000001", "--sampler", "random", "--draws", "0")
     assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()  # the progress display and summary go to stderr
-    assert result.stderr.count("Pareto set") == 1  # the live summary, left on screen
+    lines = result.stdout.splitlines()  # the results: the Pareto set and the summary
+    assert result.stdout.count("Pareto set") == 1 and "Pareto set" not in result.stderr
     summary = [line for line in lines if "infeasible (rejected before training)" in line]
     assert len(summary) == 1 and summary[0].startswith("study cli: 0 complete, 2 infeasible")
     table = tmp_path / "cli" / "trials.parquet"
     assert f"results table: {table} (and trials.csv beside it)" in lines  # path unbroken
+    assert "export a spec" not in result.stdout  # nothing on the Pareto set to export
+    check, bar = result.stderr.splitlines()  # the progress: the space check, then the bar
+    assert check.startswith("space cli: ") and bar.startswith("trials ") and "infeasible 2" in bar
+
+
+def test_results_go_to_stdout_and_progress_to_stderr(tmp_path: Path) -> None:
+    path = _space(tmp_path, "budgets: {gflops: 100}\nparams:\n  stages.1.width: [16, 32]\n")
+    args = ["search", str(path), "--trials", "2", "--results", str(tmp_path / "r")]
+    result = run(*args, "--sampler", "random", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    err = result.stderr.splitlines()
+    assert err[0].startswith("space cli: every value of every parameter realised")  # the check
+    assert err[-1].startswith("trials ") and "complete 2" in err[-1]  # the bar, at its end
+    assert "Pareto set" not in result.stderr and "study cli" not in result.stderr
+    out = result.stdout
+    assert out.startswith("Pareto set (complete, within budget)")
+    assert "architecture" in out and "tiny_c2d: stem 16 | basic(t1) 16 |" in out
+    command = f"harness export --results {tmp_path / 'r'} --study cli --knee"
+    assert f"export a spec: {command} (or --trial N)" in out.splitlines()
+    as_json = run(*args, "--trials", "3", "--sampler", "random", "--seed", "1", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["n_complete"] == 3  # the object alone on stdout
+    assert as_json.stderr == ""
 
 
 def test_a_study_is_a_name_not_a_path(tmp_path: Path) -> None:

@@ -73,3 +73,65 @@ def test_nan_loss_is_a_clear_failure(data: Path) -> None:
     assert done.returncode == 1
     assert json.loads(done.stdout)["status"] == "nan"
     assert "harness: training stopped: the training loss became" in done.stderr
+
+
+def test_the_data_is_told_with_the_result(data: Path) -> None:
+    done = run("tiny_c2d", "--data", "tiny.yaml", "--subset", "0.5", *FAST, cwd=data)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "data: the synthetic benchmark (tiny preset): 8 classes, 32 train and 16 val clips "
+        "(16 of them trained on: the --subset); clips 3x4x16x16"
+    )
+    assert lines[1].strip().startswith("training ") and lines[1].strip().endswith("(complete)")
+    assert lines[-1].startswith("trained 1 epoch in ") and done.stderr == ""
+
+
+def test_a_detected_layout_is_named(data: Path) -> None:
+    export = subprocess.run(
+        [sys.executable, "-m", "harness", "data", "export", "synthetic:tiny", "videos",
+         "--clips", "2", "--val-clips", "1", "--size", "32"],
+        capture_output=True, text=True, cwd=data, timeout=300,
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr
+    done = run("tiny_c2d", "--data", "videos", *FAST, cwd=data)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == (
+        "data: videos (folder layout): 8 classes, 16 train and 8 val clips; clips 3x4x16x16"
+    )
+
+
+def test_a_finished_run_is_shown_again_saying_so(data: Path) -> None:
+    args = ("tiny_c2d", "--data", "tiny.yaml", "--out", "run", *FAST)
+    first = run(*args, "--json", cwd=data)
+    assert first.returncode == 0, first.stderr
+    again = run(*args, "--json", cwd=data)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["history"] == json.loads(first.stdout)["history"]
+    assert again.stderr == (
+        "harness: warning: run/last.pt is a finished run of these settings (1 epoch): its "
+        "result is shown again, nothing is trained (--no-resume trains afresh)\n"
+    )
+    text = run(*args, cwd=data)
+    assert text.returncode == 0 and text.stderr == again.stderr
+    assert "(complete, shown again)" in text.stdout
+
+
+def test_an_old_run_of_other_settings_is_never_shown_as_this_one(data: Path) -> None:
+    args = ("tiny_c2d", "--data", "tiny.yaml", "--out", "run", *FAST)
+    assert run(*args, "--epochs", "2", "--json", cwd=data).returncode == 0
+    for extra, words in (
+        (("--epochs", "1"), "run holds a run of these settings trained for 2 epochs, more than "
+                            "the 1 asked for"),
+        (("--epochs", "2", "--lr", "0.5"), "run holds a checkpoint of a different run"),
+    ):  # fmt: skip
+        done = run(*args, *extra, cwd=data)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.count("\n") == 1 and f"harness: {words}" in done.stderr
+    fresh = run(*args, "--epochs", "1", "--no-resume", "--json", cwd=data)
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["epochs"] == 1
+    assert fresh.stderr.startswith("harness: warning: set aside the files of an earlier run: ")
+    aside = sorted(p.name.split(".other-")[0] for p in (data / "run").glob("*.other-*"))
+    assert aside == ["last.pt", "metrics.jsonl", "result.json"]
+    assert len((data / "run" / "metrics.jsonl").read_text().splitlines()) == 1

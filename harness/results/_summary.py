@@ -1,0 +1,147 @@
+"""A one-line architecture summary of a results row, for tables that would show a hash.
+
+    tiny_c2d: stem 16 | basic(t3) 16 | 2x r2plus1d(t3) 48 | r2plus1d(t3) 96
+
+Read from the row's ``spec_yaml`` (the realised spec the search stored), so it needs neither
+torch nor the spec package: per stage, the block kinds with their temporal kernels (``t3/1``
+for a cycle) or attention axes, ``Nx`` for a depth of N, and the stage width; a network of
+several pathways lists each (``slow: ... ; fast: ...``). A row without a readable spec
+falls back to its ``family`` and ``param.*`` values.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeAlias
+
+import pandas as pd
+import yaml
+
+__all__ = ["summarise_architecture"]
+
+PARAM_PREFIX = "param."  # the results table's search-parameter columns
+
+_Row: TypeAlias = Mapping[str, Any] | pd.Series  # a results row: a dict or a table row
+
+
+def summarise_architecture(row: _Row) -> str:
+    """``name: stem W | DEPTHx kind(tK) WIDTH | ...`` of one results row (module docstring).
+
+    Never raises on the row's contents: a missing or damaged ``spec_yaml`` gives the
+    ``family`` and the search parameters instead, and a row with neither gives ``""``.
+    """
+    text = _value(row, "spec_yaml")
+    if isinstance(text, str) and (summary := _summarise_yaml(text)):
+        return summary
+    return _fallback(row)
+
+
+def _value(row: _Row, key: str) -> Any:
+    value = row.get(key)
+    if value is None or (not isinstance(value, list | dict) and bool(pd.isna(value))):
+        return None
+    return value
+
+
+def _fallback(row: _Row) -> str:
+    """``family (key=value, ...)`` from the row's own columns."""
+    family = _value(row, "family") or _value(row, "name") or ""
+    keys = row.index if isinstance(row, pd.Series) else row.keys()
+    params = [
+        f"{key[len(PARAM_PREFIX) :]}={_number(value)}"
+        for key in keys
+        if str(key).startswith(PARAM_PREFIX) and (value := _value(row, key)) is not None
+    ]
+    return f"{family} ({', '.join(params)})" if params and family else family or ", ".join(params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _summarise_yaml(text: str) -> str:
+    """The summary of a realised spec's YAML; ``""`` when it is not one."""
+    try:
+        spec = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return ""
+    if not isinstance(spec, dict):
+        return ""
+    try:
+        return _summarise_spec(spec)
+    except (TypeError, AttributeError, KeyError, ValueError):  # NOTE: a hand-edited table
+        return ""
+
+
+def _summarise_spec(spec: dict[str, Any]) -> str:
+    if not spec.get("name"):  # NOTE: every realised spec has one
+        return ""
+    name = str(spec["name"])
+    pathways = spec.get("pathways")
+    if pathways:
+        parts = [f"{p.get('name', '?')}: {_trunk(p)}" for p in pathways if isinstance(p, dict)]
+        return f"{name}: {' ; '.join(parts)}"
+    return f"{name}: {_trunk(spec)}"
+
+
+def _trunk(node: Mapping[str, Any]) -> str:
+    """Stem and stages of one network (or pathway), ``" | "``-separated."""
+    parts = [_stem(node.get("stem"))]
+    parts += [_stage(stage) for stage in node.get("stages") or () if isinstance(stage, dict)]
+    return " | ".join(part for part in parts if part)
+
+
+def _stem(stem: Any) -> str:
+    if not isinstance(stem, dict) or stem.get("type") in (None, "none"):
+        return ""
+    width = stem.get("width")
+    if stem.get("type") == "patch":
+        patch = "x".join(str(p) for p in stem.get("patch") or ())
+        return f"patch {patch} {width}" if patch else f"patch {width}"
+    label = "stem" if stem.get("type") == "conv" else str(stem["type"])
+    return f"{label} {width}" if width is not None else label
+
+
+def _stage(stage: Mapping[str, Any]) -> str:
+    """``DEPTHx kind(tK) WIDTH``; an explicit ``blocks`` list as runs of equal kinds."""
+    blocks = stage.get("blocks")
+    if blocks:
+        kinds = _runs(_kind(block) for block in blocks)
+    else:
+        depth = stage.get("depth") or 1
+        kinds = _runs([_kind(stage.get("block"))] * int(depth))
+    width = stage.get("width")
+    return f"{kinds} {width}" if width is not None else kinds
+
+
+def _runs(kinds: Iterable[str]) -> str:
+    """``["a", "a", "b"]`` -> ``2x a + b``."""
+    out: list[list[Any]] = []
+    for kind in kinds:
+        if out and out[-1][0] == kind:
+            out[-1][1] += 1
+        else:
+            out.append([kind, 1])
+    return " + ".join(kind if n == 1 else f"{n}x {kind}" for kind, n in out)
+
+
+def _kind(block: Any) -> str:
+    """``basic(t1)``, ``bottleneck(t3/1)``, ``transformer(time+space)``, or the bare type."""
+    if not isinstance(block, dict):
+        return "?"
+    kind = str(block.get("type", "?"))
+    temporal = block.get("temporal_kernel")
+    if temporal is not None:
+        kernels = temporal if isinstance(temporal, list) else [temporal]
+        return f"{kind}(t{'/'.join(str(k) for k in kernels)})"
+    attention = block.get("attention")
+    if attention:
+        axes = attention if isinstance(attention, list) else [attention]
+        return f"{kind}({'+'.join(str(a) for a in axes)})"
+    return kind
+
+
+def _number(value: Any) -> str:
+    """A parameter value as written (``3``, not ``3.0``: pandas turns int columns with gaps
+    into floats)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
