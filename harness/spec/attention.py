@@ -73,6 +73,10 @@ class _TokenBlock(Node):
         """Blocks after which per-block patterns repeat: token blocks have none."""
         return 1
 
+    def mixes_time(self) -> bool:
+        """Whether the block combines frames: attention may, whatever its scope."""
+        return True
+
 
 # Named attention layouts, so that one categorical search parameter can choose among them.
 ATTENTION_LAYOUTS: dict[str, tuple[str, ...]] = {

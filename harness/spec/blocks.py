@@ -61,6 +61,15 @@ class _Block(Node):
         pattern = getattr(self, "temporal_kernel", None)
         return len(pattern) if isinstance(pattern, tuple) else 1
 
+    def mixes_time(self) -> bool:
+        """Whether the block combines frames (a temporal kernel above 1, a shift): a network
+        of blocks that do not is blind to the order of its frames."""
+        kernel = getattr(self, "temporal_kernel", None)
+        if kernel is None:
+            triple = getattr(self, "kernel", None)
+            kernel = triple[0] if isinstance(triple, tuple) else 1
+        return max(kernel) > 1 if isinstance(kernel, tuple) else int(kernel) > 1
+
 
 class PlainBlockSpec(_Block):
     """conv -> norm -> act, no residual (C3D's layers, S3D's stem convolutions)."""
@@ -126,6 +135,9 @@ class TSMBlockSpec(_Block):
     shift_fraction: Number = Field(0.125, gt=0, le=0.5)  # per direction (TSM: 1/8)
     shift_mode: Literal["residual", "inplace"] = "residual"  # shift in the branch or the input
     spatial_kernel: OddInt = 3  # k of the middle 1 x k x k conv
+
+    def mixes_time(self) -> bool:
+        return True  # the shift moves channels between neighbouring frames
 
 
 class CSNBlockSpec(_Block):

@@ -341,6 +341,22 @@ class ModelSpec(Node):
             ),
         )
 
+    def mixes_time(self) -> bool:
+        """Whether the network combines frames anywhere (a stem or block with a temporal
+        kernel above 1, a temporal shift, attention, a lateral between pathways). One that
+        does not is blind to their order: it cannot tell a clip from the clip reversed.
+        """
+        if self.laterals:
+            return True
+        for pathway in self.get_pathways():
+            stem = pathway.stem
+            kernel = getattr(stem, "kernel", None) or getattr(stem, "patch", None) or (1,)
+            if kernel[0] > 1 or any(
+                block.mixes_time() for stage in pathway.stages for block in stage.block_specs()
+            ):
+                return True
+        return False
+
     def architecture(self) -> dict[str, Any]:
         """The fields that define the network (what the spec hash covers)."""
         keys = {k for k in _CORE_KEYS if getattr(self, k) not in (None, ())}
