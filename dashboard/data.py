@@ -27,7 +27,15 @@ import pandas as pd
 
 from dashboard._metrics import best_under_budget, minimization_points, param_importance
 from harness.costs import COSTS, TRAINED
-from harness.results import STATES, hypervolume, knee_point, load_results, pareto_mask
+from harness.results import (
+    STATES,
+    hypervolume,
+    knee_point,
+    load_results,
+    pareto_mask,
+    study_budgets,
+    summarise_architecture,
+)
 
 __all__ = [
     "ACCURACY_COLUMNS",
@@ -37,7 +45,9 @@ __all__ = [
     "Store",
     "StoreError",
     "apply_filters",
+    "architecture_summaries",
     "best_under_budget",
+    "column_label",
     "hypervolume",
     "knee_point",
     "list_protocols",
@@ -49,7 +59,10 @@ __all__ = [
     "pareto_mask",
     "pareto_mask_by_protocol",
     "parse_json_column",
+    "short_param_names",
+    "short_protocol_labels",
     "store_signature",
+    "study_budgets",
 ]
 
 ACCURACY_COLUMNS = {"top1": "top-1", "top5": "top-5", "mean_class_acc": "mean class accuracy"}
@@ -57,6 +70,13 @@ ACCURACY_COLUMNS = {"top1": "top-1", "top5": "top-5", "mean_class_acc": "mean cl
 COST_COLUMNS = {name: cost.label for name, cost in COSTS.items()} | {
     f"{TRAINED}{name}": f"{cost.label}, as trained" for name, cost in COSTS.items()
 }
+
+
+def column_label(column: str) -> str:
+    """A readable name for a result column (``top1`` -> ``top-1``, ``gflops`` -> ``GFLOPs``)."""
+    return {**ACCURACY_COLUMNS, **COST_COLUMNS}.get(column, column)
+
+
 _TEXT = [
     "study",
     "name",
@@ -268,3 +288,71 @@ def apply_filters(df: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     for column, (low, high) in filters.ranges.items():
         keep &= df[column].between(low, high).fillna(False).astype(bool)
     return df[keep]
+
+
+def architecture_summaries(df: pd.DataFrame) -> pd.Series:
+    """One line per row saying what the network is, for tables that would show a bare hash.
+
+    ``x3d_s: stem 24 | 3x x3d(t3) 24 | 5x x3d(t3) 48 | ...``: the base spec, then per stage
+    the block kinds (with temporal kernels) and the width, read from the row's stored
+    ``spec_yaml`` by the results store's ``summarise_architecture``; a row without a
+    readable spec gives its ``family`` and ``param.*`` values. Meant for the few rows of a
+    table (a Pareto set, an expansion path), not for every trial: it parses YAML.
+    """
+    if df.empty:
+        return pd.Series([], index=df.index, dtype="str", name="architecture")
+    params = [c for c in df.columns if c.startswith("param.")]
+    keep = [c for c in ("spec_yaml", "family", "name") if c in df.columns] + params
+    summaries = [summarise_architecture(row) for _, row in df[keep].iterrows()]
+    return pd.Series(summaries, index=df.index, dtype="str", name="architecture")
+
+
+# Path parts that name a list (``stages.1`` -> ``s1``) and parts a short name leaves out.
+_LIST_PARTS = {"stages": "s", "pathways": "p", "blocks": "b", "laterals": "lateral"}
+
+
+def _short_param(column: str) -> str:
+    """``param.stages.1.block.type`` -> ``s1.block``; ``param.stem.kernel.0`` ->
+    ``stem.kernel[0]``; ``param.stages.0.block.temporal_kernel`` -> ``s0.temporal_kernel``."""
+    parts = column.removeprefix("param.").split(".")
+    if len(parts) > 1 and parts[-1] == "type":  # a block's (stem's, head's) type is its kind
+        parts = parts[:-1]
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if part.isdigit() and out and i > 0 and parts[i - 1] in _LIST_PARTS:
+            out[-1] = f"{_LIST_PARTS[parts[i - 1]]}{part}"
+        elif part.isdigit() and out:
+            out[-1] += f"[{part}]"
+        elif part == "block" and i < len(parts) - 1 and out:
+            continue  # ``s1.block.temporal_kernel``: the stage has one block spec
+        else:
+            out.append(part)
+    return ".".join(out)
+
+
+def short_param_names(columns: Iterable[str]) -> dict[str, str]:
+    """Readable labels for ``param.*`` columns, unique among ``columns``.
+
+    Stages, pathways and block lists shorten to ``s1``, ``p0``, ``b2``; a trailing ``type``
+    and a ``block`` in the middle are dropped. Where two columns would get the same label,
+    both keep their full key path (without ``param.``).
+    """
+    columns = list(dict.fromkeys(columns))
+    short = {c: _short_param(c) for c in columns}
+    counts = pd.Series(list(short.values()), dtype="str").value_counts()
+    return {c: s if counts[s] == 1 else c.removeprefix("param.") for c, s in short.items()}
+
+
+def short_protocol_labels(protocols: Iterable[str]) -> dict[str, str]:
+    """Labels that keep only the ``|``-separated fields in which ``protocols`` differ.
+
+    ``kinetics400|frames=16|...|epochs=100`` and ``...|epochs=10`` become ``epochs=100`` and
+    ``epochs=10`` (several fields are joined by ``", "``). A single protocol, or protocols
+    that do not split into the same number of fields, keep their full text.
+    """
+    protocols = list(dict.fromkeys(str(p) for p in protocols))
+    fields = [p.split("|") for p in protocols]
+    if len(protocols) < 2 or len({len(f) for f in fields}) != 1:
+        return {p: p for p in protocols}
+    differ = [i for i in range(len(fields[0])) if len({f[i] for f in fields}) > 1]
+    return {p: ", ".join(f[i] for i in differ) for p, f in zip(protocols, fields, strict=True)}

@@ -1,12 +1,16 @@
 """Plotly figures, one per ``dashboard.views`` info function; no data logic lives here.
 
 Trial markers use WebGL (``Scattergl``) so 10,000 points stay fast. Every trace carries
-``meta={"kind": ...}`` (``trials``, ``front``, ``zoo``, ``pick``, ``candidates``, ``path``)
-so tests and the browser check can count what was drawn. Trial traces carry
-``customdata = [study, trial, ...]`` for hover and for selecting a trial.
+``meta={"kind": ...}`` (``trials``, ``untrained``, ``front``, ``path``, ``zoo``, ``pick``,
+``candidates``...) so tests and the browser check can count what was drawn. Trial traces
+carry ``customdata = [study, trial, ...]`` for hover and for selecting a trial. Accuracy
+axes are percentages with as many decimals as their range needs, so no two ticks read
+the same.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -14,11 +18,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from dashboard import data
-from dashboard.views import Axis, ExpansionInfo, ParetoInfo
+from dashboard.views import Axis, Budget, ExpansionInfo, ParetoInfo
 
 __all__ = [
     "CHART_CONFIG",
     "axis_title",
+    "percent_tickformat",
+    "percent_ticks",
     "plot_expansion",
     "plot_hypervolume_history",
     "plot_parallel_coordinates",
@@ -46,7 +52,7 @@ STATE_COLORS = {
 
 def axis_title(column: str) -> str:
     """A readable axis title for a result column."""
-    return {**data.ACCURACY_COLUMNS, **data.COST_COLUMNS}.get(column, column)
+    return data.column_label(column)
 
 
 def value_format(column: str) -> str:
@@ -54,18 +60,62 @@ def value_format(column: str) -> str:
     return ".1%" if column in data.ACCURACY_COLUMNS else ".4g"
 
 
-def _axes(fig: go.Figure, x: str, y: str) -> None:
-    fig.update_xaxes(title=axis_title(x))
-    fig.update_yaxes(title=axis_title(y), tickformat=".0%" if y in data.ACCURACY_COLUMNS else "")
+def percent_tickformat(values: Iterable[float], *, max_ticks: int = 10) -> str:
+    """d3 format for an axis of fractions shown as percentages, with enough decimals that
+    no two ticks read the same.
+
+    Plotly places at most ``max_ticks`` ticks (10 by default) at a step of 1, 2 or 5 times a
+    power of ten, so the step is at least a tenth of the range: that many decimals suffice
+    (``.0%`` for a range of 20 points, ``.1%`` for 1.6 points, where ``.0%`` would print
+    "14%, 14%, 13%").
+    """
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2 or np.ptp(v) <= 0:
+        return ".1%"
+    step = 100 * float(np.ptp(v)) / max_ticks  # in percentage points
+    return f".{int(np.clip(np.ceil(-np.log10(step) - 1e-9), 0, 4))}%"
 
 
-def _hover(info: ParetoInfo, protocol: str | None = None) -> tuple[list[str], str]:
+def percent_ticks(values: Iterable[float], *, n: int = 6) -> tuple[list[float], list[str]]:
+    """Explicit ticks for a percentage axis (parallel coordinates, whose tick count plotly
+    does not bound): about ``n`` ticks at a round step, labelled with as many decimals as
+    the step needs, so each label is distinct."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return [], []
+    low, high = float(v.min()), float(v.max())
+    if high - low <= 0:
+        return [low], [f"{low:.1%}"]
+    rough = (high - low) / n
+    power = 10 ** np.floor(np.log10(rough))
+    step = float(next(m * power for m in (1, 2, 5, 10) if m * power >= rough))
+    ticks = np.arange(np.ceil(low / step - 1e-9) * step, high + step * 1e-9, step)
+    decimals = int(np.clip(np.ceil(-np.log10(100 * step) - 1e-9), 0, 4))
+    return [float(t) for t in ticks], [f"{t:.{decimals}%}" for t in ticks]
+
+
+def _axes(fig: go.Figure, x: str, y: str, y_values: Iterable[float] = ()) -> None:
+    percent = y in data.ACCURACY_COLUMNS
+    fig.update_layout(
+        xaxis={"title": axis_title(x)},
+        yaxis={
+            "title": axis_title(y),
+            "tickformat": percent_tickformat(y_values) if percent else "",
+        },
+    )
+
+
+def _hover(
+    info: ParetoInfo, protocol: str | None = None, extra: tuple[str, ...] = ()
+) -> tuple[list[str], str]:
     # NOTE: a trials trace holds one protocol, written into its template once rather than
     # into every point's customdata (it was half of the JSON for 10,000 points).
     fields = ["study", "trial", "family", "spec_hash"]
     if protocol is None:
         fields.append("protocol")
-    fields += info.hover_params
+    fields += [*info.hover_params, *extra]
     lines = [
         "<b>%{customdata[0]} #%{customdata[1]}</b>",
         f"{axis_title(info.y)}: %{{y:{value_format(info.y)}}}",
@@ -74,8 +124,12 @@ def _hover(info: ParetoInfo, protocol: str | None = None) -> tuple[list[str], st
         "family: %{customdata[2]} · spec %{customdata[3]}",
     ]
     lines += [
-        f"{p.removeprefix('param.')}: %{{customdata[{fields.index(p)}]}}" for p in info.hover_params
+        f"{info.param_labels.get(p, p.removeprefix('param.'))}: %{{customdata[{fields.index(p)}]}}"
+        for p in info.hover_params
     ]
+    if "step" in extra:
+        step, axis = fields.index("step"), fields.index("axis")
+        lines.append(f"expansion step %{{customdata[{step}]}}: %{{customdata[{axis}]}}")
     return fields, "<br>".join(lines) + "<extra></extra>"
 
 
@@ -85,81 +139,259 @@ def _customdata(rows: pd.DataFrame, fields: list[str]) -> np.ndarray:
     return frame.to_numpy()
 
 
-_SYMBOLS = ("circle", "square", "diamond", "triangle-up")
+_DASHES = ("solid", "dot", "dash", "dashdot")
 
 
-def plot_pareto_front(info: ParetoInfo) -> go.Figure:
-    """Accuracy against cost: every study in its colour (each protocol its own marker
-    shape), infeasible trials as crosses, each protocol's front as a step line with its
-    members ringed, budgets as dashed lines, zoo models as stars."""
+def _colors(info: ParetoInfo) -> dict[str, str]:
+    """Colour of each study (or each protocol, when several are shown together); every
+    expansion run gets its own colour after them."""
+    rows = pd.concat([info.points, info.untrained])
+    if rows.empty:
+        return {}
+    expansion = rows["step"].notna()
+    keys = sorted({str(k) for k in rows.loc[~expansion, info.color_by]})
+    keys += sorted({str(s) for s in rows.loc[expansion, "study"]} - set(keys))
+    return {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(keys)}
+
+
+def _by_color(rows: pd.DataFrame, info: ParetoInfo) -> list[tuple[str, pd.DataFrame]]:
+    """``rows`` split by the key that colours them (study, protocol or expansion run).
+
+    NOTE: one trace per colour rather than one trace with a colour per point: plotly
+    validates a list of colours string by string (50 ms per 3,000 points).
+    """
+    keys = np.where(rows["step"].notna(), rows["study"], rows[info.color_by]).astype(str)
+    return [(str(k), part) for k, part in rows.groupby(keys, sort=True)]
+
+
+def plot_pareto_front(info: ParetoInfo, *, log_x: bool = False) -> go.Figure:
+    """Accuracy against cost: the trials of each study (of each protocol, when several are
+    shown) in its colour, infeasible trials as crosses, those never trained as ticks in a
+    strip under the chart at their cost, each front as a step line with its members ringed,
+    an expansion run as one arrowed path through its kept candidates, budgets as dashed
+    lines naming their studies, zoo models as stars. ``log_x``: a log cost axis, every
+    tick labelled in full (plotly's default labels 2, 5, 1, 2, 5: the same text twice)."""
     fig = go.Figure()
-    studies = sorted(info.points["study"].unique())
-    protocols = sorted(info.points["protocol"].unique())
-    groups = dict(list(info.points.groupby(["study", "protocol", "feasible"], sort=True)))
-    for study, protocol, feasible in sorted(groups, key=lambda k: (k[0], k[1], not k[2])):
-        part = groups[(study, protocol, feasible)]
-        color = PALETTE[studies.index(study) % len(PALETTE)]
-        k = protocols.index(protocol)
-        name = study if len(protocols) == 1 else f"{study} · {protocol}"
-        fields, template = _hover(info, protocol=str(protocol))
-        fig.add_trace(
-            go.Scattergl(
-                x=part[info.x],
-                y=part[info.y],
-                mode="markers",
-                name=name if feasible else f"{name} (infeasible)",
-                legendgroup=name,
-                marker={
-                    "color": color,
-                    "symbol": _SYMBOLS[k % 4] if feasible else "x",
-                    "size": 7,
-                    "opacity": 0.75,
-                },
-                customdata=_customdata(part, fields),
-                hovertemplate=template,
-                meta={"kind": "trials", "feasible": bool(feasible), "protocol": protocol},
-            )
-        )
+    colors = _colors(info)
+    _add_trials(fig, info, colors)
     fields, template = _hover(info)
-    for j, (label, front) in enumerate(info.fronts.items()):
-        fig.add_trace(
-            go.Scatter(
-                x=front[info.x],
-                y=front[info.y],
-                mode="lines+markers",
-                line={"shape": "hv", "color": "black", "width": 1.5, "dash": _DASHES[j % 4]},
-                marker={"size": 12, "color": "rgba(0,0,0,0)", "line": {"width": 2}},
-                name=f"Pareto front · {label}",
-                customdata=_customdata(front, fields),
-                hovertemplate=template,
-                meta={"kind": "front"},
-            )
-        )
+    _add_fronts(fig, info, colors, fields, template)
+    _add_expansion(fig, info, colors)
     _add_picks(fig, info, fields, template)
     _add_zoo(fig, info)
-    for value in info.budgets_x:
-        fig.add_vline(
-            value,
-            line={"dash": "dash", "color": "crimson"},
-            annotation_text=f"budget {axis_title(info.x)} ≤ {value:g}",
-        )
-    for value in info.budgets_y:
-        fig.add_hline(
-            value,
-            line={"dash": "dash", "color": "crimson"},
-            annotation_text=f"budget {axis_title(info.y)} ≥ {value:g}",
-        )
-    _axes(fig, info.x, info.y)
+    _add_budgets(fig, info, log_x=log_x)
+    if log_x:
+        fig.update_layout(xaxis={"type": "log", "tickformat": "~g"})
+    y_values = [*info.points[info.y], *info.zoo.get(info.y, []), *(b.value for b in info.budgets_y)]
+    _axes(fig, info.x, info.y, y_values)
     fig.update_layout(
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02},
         margin={"t": 60, "r": 10},
         height=560,
         clickmode="event+select",
     )
+    _add_untrained(fig, info, colors)
     return fig
 
 
-_DASHES = ("solid", "dot", "dash", "dashdot")
+def _add_trials(fig: go.Figure, info: ParetoInfo, colors: dict[str, str]) -> None:
+    """Feasible search trials, one trace per study (per protocol); infeasible ones under
+    one legend entry."""
+    searched = info.points[info.points["step"].isna()]
+    feasible = searched[searched["feasible"]]
+    by_protocol = info.color_by == "protocol"
+    groups = dict(list(feasible.groupby(info.color_by, sort=True)))
+    names = {
+        key: info.protocol_labels.get(str(key), str(key)) if by_protocol else str(key)
+        for key in groups
+    }
+    for key in sorted(groups, key=lambda k: names[k]):
+        part = groups[key]
+        same = part["protocol"].nunique() == 1
+        fields, template = _hover(info, protocol=str(part["protocol"].iloc[0]) if same else None)
+        name = names[key]
+        fig.add_trace(
+            go.Scattergl(
+                x=part[info.x],
+                y=part[info.y],
+                mode="markers",
+                name=name,
+                legendgroup=str(key),
+                marker={"color": colors[str(key)], "size": 7, "opacity": 0.75},
+                customdata=_customdata(part, fields),
+                hovertemplate=template,
+                meta={"kind": "trials", "feasible": True, "group": str(key)},
+            )
+        )
+    fields, template = _hover(info)
+    over = searched[~searched["feasible"]]
+    for i, (key, part) in enumerate(_by_color(over, info)):
+        fig.add_trace(
+            go.Scattergl(
+                x=part[info.x],
+                y=part[info.y],
+                mode="markers",
+                name="infeasible (over budget)",
+                legendgroup="infeasible",
+                showlegend=i == 0,
+                marker={"color": colors.get(key, "gray"), "symbol": "x", "size": 8},
+                customdata=_customdata(part, fields),
+                hovertemplate=template,
+                meta={"kind": "trials", "feasible": False},
+            )
+        )
+
+
+def _add_fronts(
+    fig: go.Figure, info: ParetoInfo, colors: dict[str, str], fields: list[str], template: str
+) -> None:
+    by_protocol = info.color_by == "protocol"
+    for j, front in enumerate(info.fronts.values()):
+        protocol, study = str(front["protocol"].iloc[0]), str(front["study"].iloc[0])
+        per_study = front["study"].nunique() == 1 and len(info.fronts) > 1 and not by_protocol
+        name = "Pareto front" + (f" · {study}" if per_study else "")
+        if by_protocol:
+            name = "Pareto fronts (one per protocol)"
+        fig.add_trace(
+            go.Scatter(
+                x=front[info.x],
+                y=front[info.y],
+                mode="lines+markers",
+                line={
+                    "shape": "hv",
+                    "color": colors.get(protocol, "black") if by_protocol else "black",
+                    "width": 1.5,
+                    "dash": "solid" if by_protocol else _DASHES[j % 4],
+                },
+                marker={"size": 12, "color": "rgba(0,0,0,0)", "line": {"width": 2}},
+                name=name,
+                legendgroup="fronts" if by_protocol else None,
+                showlegend=not by_protocol or j == 0,
+                customdata=_customdata(front, fields),
+                hovertemplate=template,
+                meta={"kind": "front", "protocol": protocol},
+            )
+        )
+
+
+def _add_expansion(fig: go.Figure, info: ParetoInfo, colors: dict[str, str]) -> None:
+    """Each expansion run: its candidates as diamonds, its kept ones joined in step order."""
+    rows = info.points[info.points["step"].notna()]
+    fields, template = _hover(info, extra=("step", "axis"))
+    for study, candidates in rows.groupby("study", sort=True):
+        color, group = colors.get(str(study), "black"), f"expansion · {study}"
+        fig.add_trace(
+            go.Scattergl(
+                x=candidates[info.x],
+                y=candidates[info.y],
+                mode="markers",
+                name=f"{study} · candidates",
+                legendgroup=group,
+                showlegend=False,
+                marker={"color": color, "symbol": "diamond", "size": 7, "opacity": 0.6},
+                customdata=_customdata(candidates, fields),
+                hovertemplate=template,
+                meta={"kind": "trials", "feasible": True, "expansion": str(study)},
+            )
+        )
+        path = info.paths.get(str(study))
+        if path is None or path.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=path[info.x],
+                y=path[info.y],
+                mode="lines+markers",
+                name=f"{study} · expansion path",
+                legendgroup=group,
+                line={"color": color, "width": 2},
+                marker={"size": 12, "color": color, "symbol": "arrow", "angleref": "previous"},
+                customdata=_customdata(path, fields),
+                hovertemplate=template,
+                meta={"kind": "path"},
+            )
+        )
+
+
+def _add_untrained(fig: go.Figure, info: ParetoInfo, colors: dict[str, str]) -> None:
+    """Infeasible trials without an accuracy, at their cost in a strip under the chart (a
+    second y axis sharing the cost axis)."""
+    rows = info.untrained
+    if rows.empty:
+        return
+    fields = ["study", "trial", "family", "spec_hash", "protocol", "violations"]
+    template = (
+        "<b>%{customdata[0]} #%{customdata[1]}</b><br>not trained: over budget "
+        f"(%{{customdata[5]}})<br>{axis_title(info.x)}: %{{x:{value_format(info.x)}}}"
+        "<br>protocol: %{customdata[4]}<br>family: %{customdata[2]} · spec "
+        "%{customdata[3]}<extra></extra>"
+    )
+    for i, (key, part) in enumerate(_by_color(rows, info)):
+        jitter = np.modf(part["trial"].to_numpy(dtype=float) * 0.6180339887)[0]  # spread ties
+        fig.add_trace(
+            go.Scattergl(
+                x=part[info.x],
+                y=0.1 + 0.8 * jitter,
+                yaxis="y2",
+                mode="markers",
+                name="infeasible (not trained)",
+                legendgroup="untrained",
+                showlegend=i == 0,
+                marker={
+                    "color": colors.get(key, "gray"),
+                    "symbol": "line-ns-open",
+                    "size": 11,
+                    "line": {"width": 2},
+                },
+                customdata=_customdata(part, fields),
+                hovertemplate=template,
+                meta={"kind": "untrained"},
+            )
+        )
+    fig.update_layout(
+        height=620,
+        xaxis={"anchor": "y2"},
+        yaxis={"domain": [0.14, 1.0]},
+        yaxis2={
+            "domain": [0.0, 0.09],
+            "range": [0, 1],
+            "tickvals": [0.5],
+            "ticktext": ["not trained"],
+            "showgrid": False,
+            "zeroline": False,
+            "fixedrange": True,
+        },
+    )
+
+
+def _add_budgets(fig: go.Figure, info: ParetoInfo, *, log_x: bool = False) -> None:
+    """Dashed budget lines; with several studies on the chart, each names whose it is."""
+    several = len(info.studies) > 1
+
+    def label(axis: str, sign: str, budget: Budget) -> str:
+        owners = f" ({', '.join(budget.studies)})" if several else ""
+        return f"budget {axis_title(axis)} {sign} {budget.value:g}{owners}"
+
+    for i, budget in enumerate(info.budgets_x):
+        fig.add_vline(
+            budget.value,
+            line={"dash": "dash", "color": "crimson"},
+            annotation_text=label(info.x, "≤", budget),
+            annotation_position="top right",
+            annotation_yshift=-18 * i,  # NOTE: stacked, so nearby budgets do not overprint
+            annotation_bgcolor="rgba(255,255,255,0.7)",
+        )
+        if not info.untrained.empty:  # down through the strip of the untrained trials too
+            fig.layout.shapes[-1].update(yref="paper", y0=0, y1=1)
+        if log_x and budget.value > 0:  # NOTE: on a log axis an annotation's x is log10(x)
+            fig.layout.annotations[-1].update(x=float(np.log10(budget.value)))
+    for budget in info.budgets_y:
+        fig.add_hline(
+            budget.value,
+            line={"dash": "dash", "color": "crimson"},
+            annotation_text=label(info.y, "≥", budget),
+            annotation_bgcolor="rgba(255,255,255,0.7)",
+        )
 
 
 def _add_picks(fig: go.Figure, info: ParetoInfo, fields: list[str], template: str) -> None:
@@ -239,9 +471,15 @@ def plot_expansion(info: ExpansionInfo) -> go.Figure:
             meta={"kind": "path"},
         )
     )
-    _axes(fig, info.x, info.y)
+    _axes(fig, info.x, info.y, info.candidates[info.y])
     fig.update_layout(height=520, legend={"title": "candidate axis"})
     return fig
+
+
+def _count_ticks(counts: Iterable[float]) -> dict[str, object]:
+    """Whole-number ticks for an axis of counts: plotly would step by 0.5 below ten."""
+    top = max((float(c) for c in counts), default=0.0)
+    return {"dtick": 1} if top <= 10 else {}
 
 
 def plot_hypervolume_history(history: pd.DataFrame) -> go.Figure:
@@ -260,7 +498,11 @@ def plot_hypervolume_history(history: pd.DataFrame) -> go.Figure:
                 hovertemplate="after %{x} trials (#%{customdata[0]}): %{y:.4g}<extra></extra>",
             )
         )
-    fig.update_layout(xaxis_title="trials", yaxis_title="hypervolume", height=380)
+    fig.update_layout(
+        xaxis={"title": "trials", **_count_ticks(history["n"])},
+        yaxis_title="hypervolume",
+        height=380,
+    )
     return fig
 
 
@@ -278,7 +520,11 @@ def plot_state_history(history: pd.DataFrame) -> go.Figure:
                 meta={"kind": "states"},
             )
         )
-    fig.update_layout(xaxis_title="time", yaxis_title="trials (cumulative)", height=380)
+    fig.update_layout(
+        xaxis_title="time",
+        yaxis={"title": "trials (cumulative)", **_count_ticks(history["trials"])},
+        height=380,
+    )
     return fig
 
 
@@ -288,44 +534,52 @@ def plot_param_importance(importance: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=rows["importance"],
-            y=rows["param"].str.removeprefix("param."),
+            y=rows["label"] if "label" in rows else rows["param"].str.removeprefix("param."),
             orientation="h",
             meta={"kind": "importance"},
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )
     )
     fig.update_layout(
-        xaxis_title="share of variance explained (ε²)",
+        xaxis={"title": "share of variance explained (ε²)", "rangemode": "tozero"},
         height=120 + 30 * len(rows),
         margin={"l": 10},
+        yaxis={"type": "category"},
     )
     return fig
 
 
 def plot_parallel_coordinates(axes: list[Axis]) -> go.Figure:
-    """One line per trial through every parameter, the cost and the accuracy."""
+    """One line per trial through every parameter, the cost and the accuracy; categorical
+    parameters have one tick per value, accuracy reads as percentages."""
     dimensions = []
     for axis in axes:
         dim: dict[str, object] = {"label": axis.label, "values": axis.values}
         if axis.ticktext is not None:
             dim["tickvals"] = list(range(len(axis.ticktext)))
             dim["ticktext"] = axis.ticktext
+        elif axis.percent:
+            dim["tickvals"], dim["ticktext"] = percent_ticks(axis.values)
         dimensions.append(dim)
-    color = axes[-1].values if axes else []
+    color: np.ndarray | list[float] = axes[-1].values if axes else []
+    colorbar = {"title": {"text": axes[-1].label if axes else ""}, "x": 1.04, "xanchor": "left"}
+    if axes and axes[-1].percent:
+        colorbar["tickformat"] = percent_tickformat(color)
     fig = go.Figure(
         go.Parcoords(
             dimensions=dimensions,
-            line={"color": color, "colorscale": "Viridis", "showscale": True},
+            line={"color": color, "colorscale": "Viridis", "showscale": True, "colorbar": colorbar},
             meta={"kind": "parallel"},
         )
     )
-    fig.update_layout(height=460, margin={"l": 60, "r": 60})
+    fig.update_layout(height=460, margin={"l": 80, "r": 110, "t": 80})
     return fig
 
 
 def plot_training_curves(history: pd.DataFrame) -> go.Figure:
     """Training loss (left axis) and validation accuracy (right axis) per epoch."""
     fig = go.Figure()
+    accuracy = [v for c in ("top1", "top5") if c in history for v in history[c]]
     if "train_loss" in history:
         fig.add_trace(go.Scatter(x=history["epoch"], y=history["train_loss"], name="train loss"))
     for column in ("top1", "top5"):
@@ -336,7 +590,14 @@ def plot_training_curves(history: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         xaxis_title="epoch",
         yaxis={"title": "train loss"},
-        yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "tickformat": ".0%"},
+        yaxis2={
+            "title": "accuracy",
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": percent_tickformat(accuracy),
+            "tickmode": "auto",
+            "showgrid": False,
+        },
         height=360,
         legend={"orientation": "h", "y": 1.1},
     )

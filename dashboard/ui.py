@@ -179,6 +179,9 @@ def render_trial_detail(detail: views.TrialDetail, *, key: str) -> None:
     )
     if row["reason"]:
         st.caption(f"reason: {row['reason']}")
+    architecture = data.architecture_summaries(detail.row.to_frame().T).iloc[0]
+    if architecture:
+        st.caption(f"architecture: `{architecture}`")
     for note in detail.notes:
         st.warning(note)
     metrics = st.columns(3)

@@ -24,5 +24,11 @@ if info.candidates.empty:
 ui.show_chart(figures.plot_expansion(info), key="expansion_chart")
 st.markdown("**Kept at each step**")
 st.dataframe(
-    info.path[["step", "axis", "trial", sel.x, sel.y, "spec_hash", "parent"]], hide_index=True
+    views.get_architecture_table(info.path, x=sel.x, y=sel.y, first=("step", "axis", "trial")),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        sel.y: st.column_config.NumberColumn(figures.axis_title(sel.y), format="percent"),
+        sel.x: st.column_config.NumberColumn(figures.axis_title(sel.x), format="%.4g"),
+    },
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import ui
+from dashboard import data, ui, views
 
 sel = ui.get_selection()
 st.title("Trials table")
@@ -12,27 +12,22 @@ df = sel.trials
 if sel.protocol is not None:
     df = df[df["protocol"] == sel.protocol]
 st.caption(f"{len(df):,} trials under the sidebar filters (protocol included).")
-shown = [
-    "study",
-    "trial",
-    "state",
-    "family",
-    "protocol",
-    "top1",
-    "top5",
-    "gflops",
-    "params",
-    "train_memory_mb",
-    "latency_ms",
-    "feasible",
-    "violations",
-    "fidelity_epochs",
-    "sampler",
-    "spec_hash",
-    "datetime_complete",
-    *[c for c in df.columns if c.startswith("param.")],
-]
-st.dataframe(df[shown], hide_index=True, width="stretch")
+params = [c for c in df.columns if c.startswith("param.") and df[c].notna().any()]
+labels = data.short_param_names(params)
+chosen = st.multiselect(
+    "Search parameters shown",
+    params,
+    default=[c for c in data.param_columns(df) if c in params],
+    format_func=lambda column: labels[column],
+    key="trials_params",
+    help="The `param.*` columns of the trials under the filters; by default those that vary.",
+)
+st.dataframe(
+    views.get_trials_table(df, x=sel.x, y=sel.y, params=chosen),
+    hide_index=True,
+    width="stretch",
+    height=560,
+)
 st.download_button(
     "Download these trials (CSV, every column)",
     df.to_csv(index=False),

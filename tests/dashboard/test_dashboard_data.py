@@ -102,11 +102,77 @@ def test_apply_filters(results_store: Path) -> None:
 
 
 def test_list_protocols_most_complete_first(results_store: Path) -> None:
-    protocols = data.list_protocols(data.load_store(results_store).trials)
-    assert protocols == [
-        "kinetics400/val|16x160|center|1x1|e100",
-        "kinetics400/val|16x160|center|1x1|e10",
+    df = data.load_store(results_store).trials
+    protocols = data.list_protocols(df)
+    assert protocols[:2] == [
+        "kinetics400|frames=16|size=160|views=1|epochs=100|subset=1.0",
+        "kinetics400|frames=16|size=160|views=1|epochs=10|subset=1.0",
     ]
+    # the expansion run's candidates change the clip: each clip is a protocol of its own
+    assert sorted(protocols[2:]) == sorted(set(df.loc[df["step"].notna(), "protocol"]))
+
+
+def test_short_param_names() -> None:
+    names = data.short_param_names(
+        [
+            "param.stages.1.block.type",
+            "param.stages.0.block.temporal_kernel",
+            "param.stem.kernel.0",
+            "param.expansion.width",
+            "param.pathways.1.stages.2.width",
+            "param.stages.2.blocks.1.type",
+            "param.width",
+        ]
+    )
+    assert list(names.values()) == [
+        "s1.block",
+        "s0.temporal_kernel",
+        "stem.kernel[0]",
+        "expansion.width",
+        "p1.s2.width",
+        "s2.b1",
+        "width",
+    ]
+    # two keys that would read the same keep their full paths
+    clash = data.short_param_names(["param.stages.1.block.type", "param.stages.1.block"])
+    assert clash == {
+        "param.stages.1.block.type": "stages.1.block.type",
+        "param.stages.1.block": "stages.1.block",
+    }
+
+
+def test_short_protocol_labels_keep_what_differs() -> None:
+    e100 = "kinetics400|frames=16|size=160|views=1|epochs=100|subset=1.0"
+    e10 = "kinetics400|frames=16|size=160|views=1|epochs=10|subset=1.0"
+    f8 = "kinetics400|frames=8|size=160|views=1|epochs=10|subset=1.0"
+    assert data.short_protocol_labels([e100, e10]) == {e100: "epochs=100", e10: "epochs=10"}
+    assert data.short_protocol_labels([e100, f8])[f8] == "frames=8, epochs=10"
+    assert data.short_protocol_labels([e100]) == {e100: e100}
+    assert data.short_protocol_labels(["a|b", "c"]) == {"a|b": "a|b", "c": "c"}
+
+
+def test_architecture_summaries(results_store: Path) -> None:
+    df = data.load_store(results_store).trials
+    rows = df[(df["study"] == "tpe_x3d") & (df["param.stages.1.block.type"] == "csn")].head(3)
+    summaries = data.architecture_summaries(rows)
+    assert summaries.index.equals(rows.index)
+    for summary, width in zip(summaries, rows["param.expansion.width"], strict=True):
+        # base spec, then stem and four stages: block kinds with temporal kernels, widths
+        assert summary.startswith("x3d_s: stem 24 | ")
+        stages = summary.split(" | ")[1:]
+        assert len(stages) == 4 and "csn(t" in stages[1] and "x3d(t3)" in stages[0]
+        assert stages[3].endswith(f" {int(8 * round(192 * width / 8))}")  # realised width
+    # without a stored spec: the family and the search parameters
+    bare = rows.head(1).assign(spec_yaml="")
+    (fallback,) = data.architecture_summaries(bare)
+    assert fallback.startswith("x3d_s:csn+x3d (") and "stages.1.block.type=csn" in fallback
+    assert data.architecture_summaries(df.iloc[:0]).empty
+
+
+def test_column_label() -> None:
+    assert data.column_label("top1") == "top-1"
+    assert data.column_label("gflops") == "GFLOPs"
+    assert data.column_label("something_else") == "something_else"
 
 
 def test_parse_json_column_tolerates_bad_cells() -> None:

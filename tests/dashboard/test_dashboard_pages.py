@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import data
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-E100 = "kinetics400/val|16x160|center|1x1|e100"
-E10 = "kinetics400/val|16x160|center|1x1|e10"
+E100 = "kinetics400|frames=16|size=160|views=1|epochs=100|subset=1.0"
+E10 = "kinetics400|frames=16|size=160|views=1|epochs=10|subset=1.0"
 
 
 def open_app(results: Path, monkeypatch: pytest.MonkeyPatch, page: str | None = None) -> AppTest:
@@ -49,10 +49,14 @@ def _bdata_length(x: dict) -> int:  # plotly >= 6 ships numpy arrays base64-enco
     return len(np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"])))
 
 
-def expected_points(results: Path, protocol: str) -> int:
+def expected_points(results: Path, protocol: str, *, trained: bool = True) -> int:
+    """Trials drawn at their accuracy (``trained``), or infeasible ones never trained."""
     df = data.load_store(results).trials
-    drawn = df["state"].isin(["complete", "infeasible"]) & df["top1"].notna() & df["gflops"].notna()
-    return int((drawn & (df["protocol"] == protocol)).sum())
+    if trained:
+        drawn = df["state"].isin(["complete", "infeasible"]) & df["top1"].notna()
+    else:
+        drawn = df["state"].eq("infeasible") & df["top1"].isna()
+    return int((drawn & df["gflops"].notna() & (df["protocol"] == protocol)).sum())
 
 
 def test_pareto_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,12 +65,33 @@ def test_pareto_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> No
     (figure,) = charts(at)
     counts = points_by_kind(figure)
     assert counts["trials"] == expected_points(results_store, E100)
+    assert counts["untrained"] == expected_points(results_store, E100, trained=False)
     assert counts["zoo"] == 3 and counts["front"] > 3
+    # the Pareto set's table says what each network is, not only its hash
+    (front_table,) = [d.value for d in at.dataframe if "architecture" in d.value.columns]
+    assert front_table["architecture"].str.startswith("x3d_s: stem 24 | ").all()
+    assert len(front_table) == counts["front"]
     at.radio(key="pick_mode").set_value("knee point").run()
     assert points_by_kind(charts(at)[0])["pick"] == 1
+    assert len([d for d in at.dataframe if "architecture" in d.value.columns]) == 2  # + picked
+
+
+def test_all_protocols_view(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_RESULTS", str(results_store))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["f_protocol"] = "all protocols (separate fronts)"
+    at.run()
+    assert not at.exception
+    figure = charts(at)[0]
+    shown = [t["name"] for t in figure["data"] if t.get("showlegend") is not False]
+    assert shown[:2] == ["epochs=10", "epochs=100"]  # one legend entry per protocol
+    assert "x3d_expand · expansion path" in shown and len(shown) == 7
+    assert points_by_kind(figure)["path"] == 7  # the expansion run: one path
+    budgets = sorted(a["text"] for a in figure["layout"]["annotations"])
+    assert budgets == ["budget GFLOPs ≤ 2 (tpe_x3d)", "budget GFLOPs ≤ 2.5 (tpe_short)"]
     at.toggle(key="per_study").set_value(True).run()
     fronts = [t for t in charts(at)[0]["data"] if t["meta"]["kind"] == "front"]
-    assert len(fronts) == 2  # tpe_x3d and x3d_expand, both under e100
+    assert len(fronts) == 2  # tpe_x3d under e100, tpe_short under e10: none per step
 
 
 def test_switching_the_protocol_switches_the_front(
@@ -79,11 +104,13 @@ def test_switching_the_protocol_switches_the_front(
     at.session_state["f_protocol"] = E10
     at.run()
     assert not at.exception
-    fronts = [t["name"] for t in charts(at)[0]["data"] if t["meta"]["kind"] == "front"]
-    assert fronts == [f"Pareto front · {E10}"]
+    fronts = [t for t in charts(at)[0]["data"] if t["meta"]["kind"] == "front"]
+    assert [(t["name"], t["meta"]["protocol"]) for t in fronts] == [("Pareto front", E10)]
     counts = points_by_kind(charts(at)[0])
     assert counts["trials"] == expected_points(results_store, E10)
     assert "zoo" not in counts  # no published figure under the short protocol
+    # accuracies within two points: ticks need a decimal ("13%, 14%, 14%" otherwise)
+    assert charts(at)[0]["layout"]["yaxis"]["tickformat"] == ".1%"
 
 
 def test_trial_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +130,8 @@ def test_expansion_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert at.title[0].value == "X3D expansion"
     counts = points_by_kind(charts(at)[0])
     assert counts == {"candidates": 31, "path": 7}
-    assert len(at.dataframe[0].value) == 7
+    kept = at.dataframe[0].value
+    assert len(kept) == 7 and kept["architecture"].str.startswith("x3d_s: ").all()
 
 
 def test_progress_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,8 +147,23 @@ def test_trials_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert at.title[0].value == "Trials table"
     df = data.load_store(results_store).trials
     wanted = df["state"].isin(["complete", "infeasible"]) & (df["protocol"] == E100)
-    assert len(at.dataframe[0].value) == int(wanted.sum())
+    table = at.dataframe[0].value
+    assert len(table) == int(wanted.sum())
     assert len(at.get("download_button")) == 1
+    # the search parameters are offered, by their short names, those that vary shown
+    offered = at.multiselect(key="trials_params")
+    assert offered.options == [
+        "expansion.depth",
+        "expansion.width",
+        "s1.temporal_kernel",
+        "s1.block",
+        "s2.width",
+    ]
+    assert "param.stages.1.block.type" in offered.value
+    assert {"s1.block", "s2.width", "expansion.width"} <= set(table.columns)
+    offered.set_value(["param.stages.2.width"]).run()
+    table = at.dataframe[0].value
+    assert "s2.width" in table.columns and "s1.block" not in table.columns
 
 
 def test_missing_directory_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
