@@ -12,14 +12,14 @@ bottleneck, depth and gflops beside the zoo's models (goal: gflops within 2%). T
 is derived to match the family (see X3D_ORDER), not quoted from the paper.
 
 --real: an X2D at 2 frames of 32 px (widths and depths of X2D) expanded over the six X3D
-axes on ``synthetic:tiny``, training each candidate ``--epochs`` (8) epochs on the whole
+axes on ``synthetic:ci``, training each candidate ``--epochs`` (8) epochs on the whole
 training set (``--subset`` 1.0), long enough that accuracies rise above chance (0.125) and
 the kept axes mean something, up to ``--ratio-to-base`` times its gflops; prints every
 step's cost ratio (goal: 1.8-2.2 before the contraction), its top-1 and the wall time (goal:
 under 30 minutes on a CPU; about 10 minutes here with ``--threads 1``). The same run from
 the command line::
 
-    harness expand BASE.yaml --target-gflops X --data synthetic:tiny --epochs 8 --json
+    harness expand BASE.yaml --target-gflops X --data synthetic:ci --epochs 8 --json
 """
 
 from __future__ import annotations
@@ -104,14 +104,12 @@ def real(args: argparse.Namespace) -> list[Row]:
         model = CostModel(str(base), [create_axis(a, spec) for a in axes])
         target = model.cost({}) * args.ratio_to_base
         space = create_space(
-            model, str(base), name="bench-expand", data="synthetic:tiny", epochs=args.epochs,
+            model, str(base), name="bench-expand", data="synthetic:ci", epochs=args.epochs,
             subset=args.subset, train={"batch_size": 16, "num_workers": 0, "lr": 0.005,
                                        "warmup_epochs": 0.3, "checkpoint_every": 4},
         )  # fmt: skip
         evaluator = SearchEvaluator(space, "bench-expand", results_dir=Path(root) / "results")
-        config = ExpansionConfig(
-            target=target, axes=axes, max_span=16, span_source="synthetic:tiny"
-        )
+        config = ExpansionConfig(target=target, axes=axes, max_span=16, span_source="synthetic:ci")
         start = time.perf_counter()
         result = expand_to_target(str(base), config, evaluator=evaluator)
         wall = time.perf_counter() - start
@@ -133,7 +131,7 @@ def real(args: argparse.Namespace) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", action="store_true", help="train (CPU, synthetic:tiny)")
+    parser.add_argument("--real", action="store_true", help="train (CPU, synthetic:ci)")
     parser.add_argument("--ratio-to-base", type=float, default=6.0, help="target / base cost")
     parser.add_argument("--axes", default=",".join(DEFAULT_AXES))
     parser.add_argument("--threads", type=int, default=2)

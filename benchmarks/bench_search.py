@@ -57,7 +57,7 @@ SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 # have the same distribution as those of one moving right.
 EFFICIENCY_DATA = """\
 type: synthetic
-preset: tiny
+preset: ci
 classes: 2          # move_right, move_left
 train_clips: 1024
 val_clips: 128

@@ -16,7 +16,7 @@ import typer
 import harness.cli._data  # noqa: F401  (registers `harness data` on import)
 from harness.cli import _dashboard, _expand, _export, _models, _search, _storage, _train
 from harness.cli._app import app
-from harness.errors import HarnessError
+from harness.errors import HarnessError, Interrupted
 
 __all__ = ["app", "main"]
 
@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``harness`` console script."""
     try:
         code = app(args=argv, prog_name="harness", standalone_mode=False)
-        # NOTE: without standalone mode, click returns a command's exit code (typer.Exit).
+        # NOTE: without standalone mode, click returns a command's exit code (typer.Exit);
+        # typer turns a KeyboardInterrupt outside a search into a silent Exit(130).
+        if code == Interrupted.exit_code:
+            sys.stderr.write("harness: interrupted (SIGINT, Ctrl-C)\n")
         if isinstance(code, int) and code:
             sys.exit(code)
     except HarnessError as exc:

@@ -25,7 +25,7 @@ Opt = typer.Option
 @data_app.command("export")
 def export_command(
     source: Annotated[
-        str, typer.Argument(metavar="SOURCE", help="synthetic[:tiny|small|large] or its YAML.")
+        str, typer.Argument(metavar="SOURCE", help="synthetic[:ci|tiny|small|large] or its YAML.")
     ],
     out: Annotated[Path, typer.Argument(metavar="DIR", help="A new or empty folder.")],
     clips: Annotated[int, Opt("--clips", help="Training videos per class.")] = 16,
@@ -45,7 +45,7 @@ def export_command(
 
     if not (source == "synthetic" or source.startswith("synthetic:") or source.endswith(".yaml")):
         raise SpecError(
-            f"only the built-in benchmark can be exported (synthetic[:tiny|small|large] or "
+            f"only the built-in benchmark can be exported (synthetic[:ci|tiny|small|large] or "
             f"a synthetic YAML), got '{source}'",
             path=("SOURCE",),
             file="<command line>",

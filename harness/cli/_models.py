@@ -13,7 +13,7 @@ from rich.table import Table
 
 from harness.costs import COSTS
 from harness.errors import SpecError
-from harness.zoo import list_zoo
+from harness.zoo import list_zoo, zoo_path
 
 if TYPE_CHECKING:
     from harness.report import ModelReport
@@ -374,6 +374,10 @@ ZOO_NOTE = (
 
 
 def zoo_command(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME]...", help="Zoo models to show (default: every one)."),
+    ] = None,
     as_json: Json = False,
     check: Annotated[
         bool,
@@ -382,14 +386,16 @@ def zoo_command(
         ),
     ] = False,
 ) -> None:
-    """List every zoo model with its published parameters and GFLOPs, and their input.
+    """List the zoo models with their published parameters and GFLOPs, and their input.
 
     Read from the YAML files, nothing built; --check measures each model at its published
-    input (minutes) and exits 1 when a figure does not match.
+    input (minutes for the whole zoo) and exits 1 when a figure does not match.
     """
+    for name in names or ():
+        zoo_path(name)  # NOTE: an unknown name is one line and exit 2, before any work
     busy = check and not as_json
     with console.status("measuring the zoo...") if busy else contextlib.nullcontext():
-        rows = [_zoo_row(name, check) for name in list_zoo()]
+        rows = [_zoo_row(name, check) for name in names or list_zoo()]
     if as_json:
         typer.echo(json.dumps([row.to_json() for row in rows]))
     else:

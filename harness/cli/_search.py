@@ -191,6 +191,16 @@ def _summary(result: SearchResult, space: SearchSpace, seconds: float, results: 
         f"{interrupted} in {seconds:.1f} s",
         soft_wrap=True,  # NOTE: a line that names a path must not be wrapped mid-path
     )
+    groups = result.time_mixing()
+    if groups:
+        mixing, blind = groups["mixes_time"], groups["blind"]
+        out.print(
+            f"networks that mix frames: best {mixing.best:.3f} of {mixing.trained} trained in "
+            f"full; blind to frame order: best {blind.best:.3f} of {blind.trained} "
+            f"({_verdict(mixing.best or 0.0, blind.best or 0.0)})",
+            soft_wrap=True,
+            highlight=False,
+        )
     out.print(
         f"results table: [bold]{result.results}[/bold] (and trials.csv beside it)", soft_wrap=True
     )
@@ -201,6 +211,13 @@ def _summary(result: SearchResult, space: SearchSpace, seconds: float, results: 
         out.print(
             f"export a spec: [bold]{command}[/bold] (or --trial N)", soft_wrap=True, highlight=False
         )
+
+
+def _verdict(mixing: float, blind: float) -> str:
+    """Whether the networks that mix frames won, in words."""
+    if mixing > blind:
+        return f"time pays: +{mixing - blind:.3f}"
+    return "time did not pay here" if mixing < blind else "a tie"
 
 
 def _check(space: SearchSpace, *, sampler: str | None, draws: int) -> SpaceCheck:

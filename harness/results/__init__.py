@@ -14,7 +14,7 @@ from harness.results._pareto import (
     study_objectives,
     to_minimisation,
 )
-from harness.results._summary import summarise_architecture
+from harness.results._summary import GroupBest, compare_time_mixing, summarise_architecture
 from harness.results._table import (
     COLUMNS,
     STATES,
@@ -29,6 +29,8 @@ __all__ = [
     "STATES",
     "TABLE_NAME",
     "Direction",
+    "GroupBest",
+    "compare_time_mixing",
     "hypervolume",
     "knee_point",
     "load_results",

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import pandas as pd
 import yaml
 
-__all__ = ["summarise_architecture"]
+__all__ = ["GroupBest", "compare_time_mixing", "summarise_architecture"]
 
 PARAM_PREFIX = "param."  # the results table's search-parameter columns
 
@@ -145,3 +146,35 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+@dataclass(frozen=True)
+class GroupBest:
+    """The best ``metric`` of a group of trials, and how many of them trained."""
+
+    trained: int  # complete trials that trained (reused duplicates left out)
+    best: float | None  # the highest value of the metric among them; None without any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trained": self.trained, "best": self.best}
+
+
+def compare_time_mixing(table: pd.DataFrame, metric: str = "top1") -> dict[str, GroupBest]:
+    """The best ``metric`` among trained networks that mix frames and among those blind to
+    their order (``mixes_time``), keyed ``mixes_time`` and ``blind``; ``{}`` when the table
+    cannot say (no such column, or a group without a complete trial).
+
+    On a benchmark of time-reversed pairs (the built-in one), the blind group cannot pass
+    half the pairs: the two figures side by side say whether time was learned.
+    """
+    if table.empty or "mixes_time" not in table or metric not in table:
+        return {}
+    reused = table["reason"].fillna("").astype(str).str.startswith("duplicate of trial")
+    done = table[(table["state"] == "complete") & ~reused & table["mixes_time"].notna()]
+    groups = {}
+    for key, mixes in (("mixes_time", True), ("blind", False)):
+        values = pd.to_numeric(done.loc[done["mixes_time"].astype(bool) == mixes, metric])
+        if values.dropna().empty:
+            return {}
+        groups[key] = GroupBest(int(values.notna().sum()), float(values.max()))
+    return groups

@@ -38,6 +38,7 @@ COLUMNS: dict[str, str] = {
     "spec_hash": "string",  # sha256 of the realised spec: the key everywhere
     "name": "string",  # base spec name
     "family": "string",  # base name and block types
+    "mixes_time": "boolean",  # the network combines frames (ModelSpec.mixes_time)
     "protocol": "string",  # data, frames, crop, views, fidelity: accuracy compares within one
     "data": "string",
     "spec_yaml": "string",

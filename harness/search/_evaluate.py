@@ -300,6 +300,7 @@ def _evaluate_spec(
         spec_hash=spec_hash(spec),
         name=spec.name,
         family=_family(spec),
+        mixes_time=real.mixes_time(),
         protocol=protocol_key(space, spec),
         spec_yaml=yaml.safe_dump(
             real.model_dump(mode="json", exclude={"published"}), sort_keys=False

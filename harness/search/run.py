@@ -9,9 +9,6 @@ workers drain the queue. Both return a :class:`SearchResult`.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -21,11 +18,16 @@ from typing import Any
 
 import optuna
 import pandas as pd
-import torch
 from optuna.trial import TrialState
 
 from harness.errors import HarnessError, Interrupted, SpecError, warn
-from harness.results import Direction, load_study_results, pareto_front
+from harness.results import (
+    Direction,
+    GroupBest,
+    compare_time_mixing,
+    load_study_results,
+    pareto_front,
+)
 from harness.search._check import check_space, inspect_data
 from harness.search._evaluate import ROW_ATTR, Context, evaluate_trial, requeue_trial
 from harness.search._preflight import (
@@ -43,8 +45,9 @@ from harness.search._storage import (
     recover_interrupted,
     worker_id,
 )
+from harness.search._workers import run_workers
 from harness.search.samplers import create_study_sampler
-from harness.search.space import SearchSpace
+from harness.search.space import METRICS, SearchSpace
 
 __all__ = [
     "SearchResult",
@@ -102,6 +105,12 @@ class SearchResult:
         """Complete trials within the budgets in force, on the Pareto set of the objectives."""
         return pareto_front(self.table, self.objectives, self.budgets)
 
+    def time_mixing(self) -> dict[str, GroupBest]:
+        """The best accuracy among trained networks that mix frames and among the blind ones
+        (:func:`harness.results.compare_time_mixing`); ``{}`` without an accuracy objective."""
+        metric = next((m for m in self.objectives if m in METRICS), None)
+        return compare_time_mixing(self.table, metric) if metric else {}
+
     def to_json(self) -> dict[str, Any]:
         columns = ["trial", "spec_hash", *self.objectives, "params", "gflops"]
         front = self.pareto()
@@ -115,6 +124,7 @@ class SearchResult:
             "n_failed": self.count("failed"),
             "n_interrupted": self.interrupted(),
             "n_trained": self.trained(),
+            "time_mixing": {k: v.to_json() for k, v in self.time_mixing().items()},
             "pareto": json.loads(front.to_json(orient="records")),
         }
 
@@ -342,58 +352,6 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context, *, fixed_
         evaluate_trial(study, trial, ctx)
 
 
-def _worker_process(kwargs: dict[str, Any]) -> None:
-    torch.set_num_threads(kwargs.pop("threads"))
-    with stop_on_signals():
-        try:
-            run_worker(**kwargs)
-        except HarnessError as exc:  # one line, as the command line prints it; no traceback
-            sys.stderr.write(f"harness: worker {kwargs['worker']}: {exc}\n")
-            sys.exit(2)
-        except KeyboardInterrupt:  # its trial is queued again; the parent reports
-            sys.exit(130)
-
-
-STOP_SECONDS = 60.0  # how long stopped workers get to queue their trials again
-
-
-def _run_workers(
-    workers: int, on_poll: Progress | None, handle: optuna.Study, **kwargs: Any
-) -> None:
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker_process, args=({**kwargs, "worker": i, "threads": threads},))
-        for i in range(workers)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        while any(p.is_alive() for p in procs):
-            for p in procs:
-                p.join(timeout=1.0 / workers)
-            if on_poll is not None:
-                on_poll(handle)
-    except KeyboardInterrupt:
-        # NOTE: Ctrl-C reaches every process of the group; a SIGTERM only this one. Either
-        # way each worker gets SIGTERM, queues its trial again and exits.
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        deadline = time.monotonic() + STOP_SECONDS
-        for p in procs:
-            p.join(timeout=max(0.0, deadline - time.monotonic()))
-        raise
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
-    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if bad:
-        raise HarnessError(f"{len(bad)} worker process(es) failed (exit codes {bad})")
-
-
 def run_search(
     space: SearchSpace,
     *,
@@ -474,13 +432,15 @@ def _drive(
             if workers <= 1:
                 run_worker(**kwargs, on_trial=on_trial)
             else:
-                _run_workers(workers, on_trial, study, **kwargs)
+                poll = (lambda: on_trial(study)) if on_trial is not None else None
+                run_workers(workers, poll, **kwargs)
         except KeyboardInterrupt as exc:
             path = export_results(study, results_dir)
             finished = _counts(study).finished
             raise Interrupted(
                 f"interrupted ({getattr(exc, 'reason', 'Ctrl-C')}): study "
-                f"'{study.study_name}' keeps its {finished} finished trials ({path}); the "
+                f"'{study.study_name}' keeps its {finished} finished "
+                f"trial{'' if finished == 1 else 's'} ({path}); the "
                 "interrupted trial is queued and runs again when the study is resumed"
             ) from None
 

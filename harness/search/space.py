@@ -262,7 +262,7 @@ class SearchSpace(_Node):
     name: str = Field(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""  # one line on what the space explores
     base: str  # the spec searched around: zoo name or YAML path (relative to this file)
-    data: str = "synthetic:tiny"  # "synthetic[:tiny|small|large]" or a data set path
+    data: str = "synthetic:tiny"  # "synthetic[:ci|tiny|small|large]" or a data set path
     # classes the head predicts; None: decided by the data
     classes: _Size | None = None
     # metric or cost name -> direction; costs as in harness.costs (``trained.`` prefix: at

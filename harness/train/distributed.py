@@ -93,9 +93,15 @@ def init_distributed(device: str) -> DistContext:
     )
 
 
-def close_distributed(ctx: DistContext) -> None:
-    """Leave the process group if this run created it."""
+def close_distributed(ctx: DistContext, *, together: bool = True) -> None:
+    """Leave the process group if this run created it; ``together``: once every rank is
+    ready to (a run that ended normally; not after an error, which the others may not see).
+    """
     if ctx.owns_group and dist.is_initialized():
+        if together:
+            # NOTE: a rank that tears its group down while another still talks to it can
+            # abort in gloo's C++ ("terminate called without an active exception").
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -176,7 +176,7 @@ def train(
 
     Args:
         spec: a model spec, zoo name or YAML path.
-        data: ``"synthetic"``, ``"synthetic:tiny|small|large"``, ``"LAYOUT:PATH"``, a data
+        data: ``"synthetic"``, ``"synthetic:ci|tiny|small|large"``, ``"LAYOUT:PATH"``, a data
             folder, CSV or JSON (layout detected), a data-spec YAML, a mapping of data-spec
             fields, or a data spec.
         config: runtime settings (default: :class:`TrainConfig`'s defaults).
@@ -219,8 +219,11 @@ def train(
         with loader_errors():  # NOTE: a worker's error as its own line, not its traceback
             try:
                 _epochs(run, progress, callback)
+                result = _finish(run)
             except NonFiniteLoss as exc:
-                return _stopped(run, str(exc))
-            return _finish(run)
-    finally:
-        close_distributed(ctx)
+                result = _stopped(run, str(exc))
+    except BaseException:
+        close_distributed(ctx, together=False)  # the other ranks may never get here
+        raise
+    close_distributed(ctx)
+    return result

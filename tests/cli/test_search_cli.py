@@ -16,7 +16,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 
 def _space(tmp_path: Path, tail: str) -> Path:
     path = tmp_path / "space.yaml"
-    path.write_text("name: cli\nbase: tiny_c2d\ndata: synthetic:tiny\n" + tail)
+    path.write_text("name: cli\nbase: tiny_c2d\ndata: synthetic:ci\n" + tail)
     return path
 
 

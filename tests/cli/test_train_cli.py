@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli._train import DEFAULT_EPOCHS
+
 HARNESS = [sys.executable, "-m", "harness", "train"]
 TINY = "type: synthetic\npreset: tiny\ntrain_clips: 32\nval_clips: 16\n"
 FAST = ["--frames", "4", "--size", "16", "--batch", "8", "--workers", "0", "--device", "cpu"]
@@ -84,7 +86,7 @@ def test_the_data_is_told_with_the_result(data: Path) -> None:
         "(16 of them trained on: the --subset); clips 3x4x16x16"
     )
     assert lines[1].strip().startswith("training ") and lines[1].strip().endswith("(complete)")
-    assert lines[-1].startswith("trained 1 epoch in ") and done.stderr == ""
+    assert lines[-1].startswith(f"trained {DEFAULT_EPOCHS} epochs in ") and done.stderr == ""
 
 
 def test_a_detected_layout_is_named(data: Path) -> None:
@@ -109,7 +111,8 @@ def test_a_finished_run_is_shown_again_saying_so(data: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["history"] == json.loads(first.stdout)["history"]
     assert again.stderr == (
-        "harness: warning: run/last.pt is a finished run of these settings (1 epoch): its "
+        f"harness: warning: run/last.pt is a finished run of these settings ({DEFAULT_EPOCHS} "
+        "epochs): its "
         "result is shown again, nothing is trained (--no-resume trains afresh)\n"
     )
     text = run(*args, cwd=data)

@@ -13,7 +13,12 @@ from harness.errors import SpecError
 
 @pytest.mark.parametrize(
     ("text", "preset", "classes"),
-    [("synthetic", "small", 12), ("synthetic:tiny", "tiny", 8), ("synthetic:large", "large", 16)],
+    [
+        ("synthetic", "small", 12),
+        ("synthetic:ci", "ci", 8),
+        ("synthetic:tiny", "tiny", 8),
+        ("synthetic:large", "large", 16),
+    ],
 )
 def test_synthetic_names(text: str, preset: str, classes: int) -> None:
     spec = load_data_spec(text)
@@ -40,7 +45,7 @@ def test_layout_prefix_and_detection(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ("synthetic:huge", "data: unknown synthetic size 'huge'; known: tiny, small, large"),
+        ("synthetic:huge", "data: unknown synthetic size 'huge'; known: ci, tiny, small, large"),
         ("/no/such/folder", "data.root: no such file or folder: /no/such/folder"),
         ("kinetics:/no/such.csv", "data.root: no such file or folder"),
         ({"type": "synthetic", "clases": 3}, "data.clases: unknown key 'clases' (did you mean"),

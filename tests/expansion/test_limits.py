@@ -14,7 +14,7 @@ from harness.expansion import ExpansionConfig, Step, expand_to_target
 from harness.measure import precheck
 
 TINY = str(Path(__file__).with_name("tiny_x2d.yaml"))  # 2 frames x stride 4 = span 8
-VIDEO = 16  # frames of a synthetic:tiny video
+VIDEO = 16  # frames of a synthetic:ci video
 
 
 @dataclass
@@ -69,18 +69,18 @@ def test_cli_blocked_axes_exit_2(
     target = f"{precheck(TINY).gflops * 32:.6f}"
     argv = ["expand", TINY, "--target-gflops", target, "--axes", "frames,frame_rate"]
     with pytest.raises(SystemExit) as exc:
-        main([*argv, "--data", "synthetic:tiny"])
+        main([*argv, "--data", "synthetic:ci"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert "no axis can grow" in err and "frame_rate: clip.stride is 1" in err
-    assert "would pass 16 frames (the video length of synthetic:tiny)" in err
+    assert "would pass 16 frames (the video length of synthetic:ci)" in err
 
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--data", "synthetic:tiny"], "would pass 16 frames (the video length of synthetic:tiny)"),
+        (["--data", "synthetic:ci"], "would pass 16 frames (the video length of synthetic:ci)"),
         (["--max-frames", "12"], "would pass 12 frames (--max-frames)"),
     ],
 )

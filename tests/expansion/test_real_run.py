@@ -18,7 +18,8 @@ TINY = Path(__file__).with_name("tiny_x2d.yaml")
 def _expand(results: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
     argv = [
         "expand", str(TINY), "--target-gflops", "0.001", "--axes", "frames,size",
-        "--epochs", "1", "--subset", "0.25", "--results", str(results), "--json",
+        "--data", "synthetic:ci", "--epochs", "1", "--subset", "0.25", "--results", str(results),
+        "--json",
     ]  # fmt: skip
     main(argv)
     return json.loads(capsys.readouterr().out)

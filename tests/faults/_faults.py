@@ -21,7 +21,7 @@ HARNESS = [sys.executable, "-m", "harness"]
 SPACE = """\
 name: {name}
 base: tiny_c2d
-data: synthetic:tiny
+data: synthetic:ci
 objectives: {{top1: maximize, gflops: minimize}}
 budgets: {{gflops: {budget}}}
 fidelity: {{epochs: 1, subset: 0.1, frames: 4, size: 16}}

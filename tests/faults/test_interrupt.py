@@ -61,7 +61,7 @@ def _stop_inside_a_trial(command: list[str], results: Path, name: str, sig: int)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("harness: interrupted ("), last
+    assert last.startswith("harness: interrupted ("), err
     assert f"study '{name}' keeps its" in last and "resume it with: harness search" in last
     return err
 
@@ -182,7 +182,7 @@ def test_ctrl_c_stops_every_worker_and_queues_their_trials(
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1].startswith("harness: interrupted (SIGINT, Ctrl-C)")
+    assert err.splitlines()[-1].startswith("harness: interrupted (SIGINT, Ctrl-C)"), err
     study = _open(results, name, storage)
     assert study is not None
     assert not study.get_trials(states=(TrialState.RUNNING,))  # none left running
@@ -194,6 +194,70 @@ def test_ctrl_c_stops_every_worker_and_queues_their_trials(
     seen = [(t.number, t.state.name, t.user_attrs.get("retry_of")) for t in study.get_trials()]
     assert interrupted and len(waiting) == len(interrupted), seen  # each queued to run again
     assert {t.user_attrs["retry_of"] for t in waiting} == set(interrupted)
+
+
+def test_ctrl_c_while_the_workers_start_prints_one_line(fault_space, tmp_path: Path) -> None:
+    # The workers are still importing torch when Ctrl-C reaches the process group: they must
+    # not die of it with tracebacks under (or torn into) the command's last line.
+    name = "starting"
+    results = tmp_path / "results"
+    command = search_command(
+        fault_space(name, train=TRAIN), results, "--trials", "4", "--workers", "2", "--draws", "0"
+    )
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(_children(proc.pid)) < 2:
+        time.sleep(0.01)
+    assert proc.poll() is None and len(_children(proc.pid)) >= 2, "the workers never started"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.splitlines()[-1].startswith("harness: interrupted (SIGINT, Ctrl-C)"), err
+
+
+def test_workers_stop_when_their_command_is_killed(fault_space, tmp_path: Path) -> None:
+    # kill -9 of the command: its workers must not train on as orphans; each queues its trial.
+    name = "orphans"
+    results = tmp_path / "results"
+    space = fault_space(name, train=TRAIN)
+    space.write_text(space.read_text().replace("epochs: 1,", "epochs: 4,"))
+    command = search_command(space, results, "--trials", "6", "--workers", "2", "--draws", "0")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _training(_open(results, name, None)):
+            break
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert proc.poll() is None and len(workers) == 2, "the search ended before it was killed"
+    proc.kill()
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(map(_alive, workers)):
+        time.sleep(0.1)
+    assert not any(map(_alive, workers)), "orphaned workers train on"
+    study = load_journal_study(results, name)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert study.get_trials(states=(TrialState.WAITING,))  # the trials they held, queued again
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[str]:
+    """The child processes of ``pid`` (Linux's /proc)."""
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
 
 
 def _open(results: Path, name: str, storage: str | None) -> optuna.Study | None:

@@ -4,7 +4,7 @@ Each case writes the files it needs into a fresh folder and returns the command 
 environment) that feeds them to ``harness``. ``expect`` is a regular expression the single
 error line must match (``re.search``): the key path or option the mistake is at, and
 ``FILE:LINE:COL`` where the mistake is in a file. Inputs are small, so that a case whose
-input is accepted by mistake still finishes in seconds (tiny specs, ``synthetic:tiny``, a
+input is accepted by mistake still finishes in seconds (tiny specs, ``synthetic:ci``, a
 small ``--subset``).
 """
 
@@ -72,7 +72,7 @@ def write(tmp: Path, name: str, content: str | bytes) -> str:
 
 
 TINY = "base: tiny_c2d\n"
-TRAIN = "--data synthetic:tiny --epochs 1 --subset 0.05"  # one short epoch if it runs
+TRAIN = "--data synthetic:ci --epochs 1 --subset 0.05"  # one short epoch if it runs
 
 TWO_STREAM = """\
 clip: {frames: 4, stride: 2, size: 32}
@@ -113,7 +113,7 @@ head: {type: classifier}
 # A tiny space whose trials take a second; keys are replaced or added per case.
 SPACE: dict[str, str] = {
     "base": "tiny_c2d",
-    "data": "synthetic:tiny",
+    "data": "synthetic:ci",
     "objectives": "{top1: maximize, gflops: minimize}",
     "fidelity": "{epochs: 1, subset: 0.05, frames: 4, size: 16}",
     "train": "{batch_size: 16, num_workers: 0}",

@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.results import load_study_results, summarise_architecture
+from harness.results import (
+    GroupBest,
+    compare_time_mixing,
+    load_study_results,
+    summarise_architecture,
+)
 from harness.spec import load_spec, realise
 from harness.zoo import list_zoo
 
@@ -106,3 +111,38 @@ def test_a_row_without_a_readable_spec_falls_back_to_its_family(spec_yaml: objec
 def test_an_empty_row_is_an_empty_summary() -> None:
     assert summarise_architecture({}) == ""
     assert summarise_architecture(pd.Series({"family": None})) == ""
+
+
+def _trial(
+    n: int, mixes: bool | None, top1: float, state: str = "complete", **extra: object
+) -> dict:
+    return {"trial": n, "state": state, "mixes_time": mixes, "top1": top1, "reason": "", **extra}
+
+
+def test_the_best_of_the_networks_that_mix_frames_and_of_the_blind_ones() -> None:
+    table = pd.DataFrame(
+        [
+            _trial(0, True, 0.8),
+            _trial(1, True, 0.9, state="pruned"),  # did not finish: not compared
+            _trial(2, False, 0.4),
+            _trial(3, False, 0.45),
+            _trial(4, True, 0.8, reason="duplicate of trial 0: result reused"),
+            _trial(5, None, 0.99),  # a row of an older harness: unknown
+        ]
+    )
+    groups = compare_time_mixing(table)
+    assert groups["mixes_time"] == GroupBest(trained=1, best=0.8)
+    assert groups["blind"] == GroupBest(trained=2, best=0.45)
+    assert compare_time_mixing(table[table["mixes_time"] != False]) == {}  # noqa: E712
+    assert compare_time_mixing(table.drop(columns=["mixes_time"])) == {}
+
+
+def test_a_real_search_records_whether_each_network_mixes_frames(tiny_study: Path) -> None:
+    table = load_study_results(tiny_study)
+    for _, row in table[table["spec_yaml"].notna()].iterrows():
+        spec = yaml.safe_load(row["spec_yaml"])
+        blocks = [s["block"] for s in spec["stages"]]
+        temporal = spec["stem"]["kernel"][0] > 1 or any(
+            b["type"] == "r2plus1d" or max(b["temporal_kernel"]) > 1 for b in blocks
+        )
+        assert bool(row["mixes_time"]) is temporal

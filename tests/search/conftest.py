@@ -20,7 +20,7 @@ stages:
 SPACE = """\
 name: {name}
 base: base.yaml
-data: synthetic:tiny
+data: synthetic:ci
 objectives: {{top1: maximize, gflops: minimize}}
 budgets: {{gflops: {budget}}}
 fidelity: {{epochs: 1}}

@@ -33,7 +33,7 @@ params:
 
 
 def _write(tmp_path: Path, params: str = PARAMS, **head: object) -> Path:
-    fields = {"data": "synthetic:tiny", "budget": 0.08, "frames": 4, "size": 16, **head}
+    fields = {"data": "synthetic:ci", "budget": 0.08, "frames": 4, "size": 16, **head}
     path = tmp_path / "checked.yaml"
     path.write_text(HEAD.format(**fields) + params)
     return path

@@ -126,6 +126,6 @@ def test_tiny_space_trains_feasible_and_skips_infeasible(tmp_path: Path) -> None
     df = result.table.set_index("trial")
     assert df.loc[0, "state"] == "complete" and df.loc[0, "feasible"]
     assert df.loc[0, "train_seconds"] > 0 and 0 <= df.loc[0, "top1"] <= 1
-    assert df.loc[0, "protocol"].startswith("synthetic:tiny|frames=4|size=16")
+    assert df.loc[0, "protocol"].startswith("synthetic:ci|frames=4|size=16")
     assert df.loc[1, "state"] == "infeasible" and df.loc[1, "train_seconds"] == 0
     assert [r["trial"] for r in result.to_json()["pareto"]] == [0]

@@ -64,7 +64,7 @@ BAD = [
 def test_bad_space(tmp_path: Path, tail: str, where: str, what: str) -> None:
     (tmp_path / "base.yaml").write_text("base: r3d_18\n")
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\nbase: base.yaml\ndata: synthetic:tiny\n" + tail)
+    path.write_text("name: bad\nbase: base.yaml\ndata: synthetic:ci\n" + tail)
     with pytest.raises(SpecError) as info:
         load_space(path)
     message = str(info.value)
@@ -94,10 +94,10 @@ def test_data_next_to_the_space_file_is_found_from_anywhere(
     for written, expected in (
         ("direction.yaml", str((path.parent / "direction.yaml").resolve())),
         ("folder:direction.yaml", f"folder:{(path.parent / 'direction.yaml').resolve()}"),
-        ("synthetic:tiny", "synthetic:tiny"),
+        ("synthetic:ci", "synthetic:ci"),
         ("elsewhere/videos", "elsewhere/videos"),  # not beside the space: as written
     ):
-        path.write_text(path.read_text().replace("data: synthetic:tiny", f"data: {written}"))
+        path.write_text(path.read_text().replace("data: synthetic:ci", f"data: {written}"))
         monkeypatch.chdir(tmp_path.parent)  # not the space's folder
         assert load_space(path).data == expected
-        path.write_text(path.read_text().replace(f"data: {written}", "data: synthetic:tiny"))
+        path.write_text(path.read_text().replace(f"data: {written}", "data: synthetic:ci"))

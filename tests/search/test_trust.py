@@ -29,7 +29,7 @@ HARNESS = [sys.executable, "-m", "harness"]
 SPACE = """\
 name: {name}
 base: tiny_c2d
-data: synthetic:tiny
+data: synthetic:ci
 objectives: {objectives}
 budgets: {budgets}
 fidelity: {{epochs: 1, subset: 0.1, frames: 4, size: 16}}
