@@ -523,7 +523,7 @@ def _clip_error(spec: ModelSpec, exc: _ClipDoesNotFit, frames: int, size: int) -
         )
     return SpecError(
         f"{exc.message} (a {frames}x{size}x{size} clip; this network needs at least "
-        f"{need_frames} frames of {need_size}x{need_size})",
+        f"{need_frames} frame{'' if need_frames == 1 else 's'} of {need_size}x{need_size})",
         path=exc.path,
     )
 

@@ -20,6 +20,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,7 +73,7 @@ def _start(kwargs: dict[str, Any]) -> subprocess.Popen[bytes]:
     root = str(Path(__file__).resolve().parents[2])  # where this harness is imported from
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _ENTRY, str(os.getpid())],
+        [sys.executable, "-c", _ENTRY, str(os.getpid()), str(int(_main_thread()))],
         stdin=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": path},
         process_group=0,
@@ -91,9 +92,17 @@ def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
         proc.wait(timeout=seconds)
 
 
-def _die_with_parent(parent: int) -> None:
-    """SIGTERM this process when ``parent`` dies (Linux); end now if it has died already."""
-    if sys.platform.startswith("linux"):
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent(parent: int, *, from_main_thread: bool) -> None:
+    """SIGTERM this process when ``parent`` dies (Linux); end now if it has died already.
+
+    NOTE: Linux sends the signal when the *thread* that started the child ends, so only a
+    child started from the parent's main thread asks for it.
+    """
+    if from_main_thread and sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
@@ -102,7 +111,7 @@ def _die_with_parent(parent: int) -> None:
 
 def main() -> None:
     """A worker process: ``run_worker`` with the arguments its parent writes on stdin."""
-    _die_with_parent(int(sys.argv[1]))
+    _die_with_parent(int(sys.argv[1]), from_main_thread=sys.argv[2] == "1")
     kwargs = pickle.load(sys.stdin.buffer)
     import torch
 
