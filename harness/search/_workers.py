@@ -45,7 +45,8 @@ def run_workers(workers: int, on_poll: Callable[[], None] | None, **kwargs: Any)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(workers):
-            procs.append(_start({**kwargs, "worker": i, "threads": threads}))
+            procs.append(proc := _start())  # NOTE: kept before its arguments are sent
+            _send(proc, {**kwargs, "worker": i, "threads": threads})
         while any(p.poll() is None for p in procs):
             for p in procs:
                 _wait(p, 1.0 / workers)
@@ -69,22 +70,25 @@ def run_workers(workers: int, on_poll: Callable[[], None] | None, **kwargs: Any)
         raise HarnessError(f"{len(bad)} worker process(es) failed (exit codes {bad})")
 
 
-def _start(kwargs: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _start() -> subprocess.Popen[bytes]:
     root = str(Path(__file__).resolve().parents[2])  # where this harness is imported from
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", _ENTRY, str(os.getpid()), str(int(_main_thread()))],
         stdin=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": path},
         process_group=0,
     )
+
+
+def _send(proc: subprocess.Popen[bytes], kwargs: dict[str, Any]) -> None:
+    """Write ``kwargs`` to the worker's stdin, and close it."""
     assert proc.stdin is not None
     try:
         proc.stdin.write(pickle.dumps(kwargs))
         proc.stdin.close()
     except BrokenPipeError:
         pass  # it died starting; its exit status says so
-    return proc
 
 
 def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
@@ -112,7 +116,10 @@ def _die_with_parent(parent: int, *, from_main_thread: bool) -> None:
 def main() -> None:
     """A worker process: ``run_worker`` with the arguments its parent writes on stdin."""
     _die_with_parent(int(sys.argv[1]), from_main_thread=sys.argv[2] == "1")
-    kwargs = pickle.load(sys.stdin.buffer)
+    try:
+        kwargs = pickle.load(sys.stdin.buffer)
+    except (EOFError, pickle.UnpicklingError):  # its parent stopped while sending them
+        sys.exit(130)
     import torch
 
     from harness.search._signals import stop_on_signals
