@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HARNESS = [sys.executable, "-m", "harness"]
 
 
@@ -104,3 +106,32 @@ def test_a_timeout_is_a_positive_number_of_seconds(tmp_path: Path) -> None:
                      "--timeout", timeout)  # fmt: skip
         assert result.returncode == 2, (timeout, result.stderr)
         assert result.stderr.startswith("harness: <command line>: --timeout: "), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("blind", "verdict"),
+    [(0.4, "(time pays: +0.450)"), (0.85, "(a tie)"), (0.9, "(time did not pay here)")],
+)
+def test_the_summary_says_whether_mixing_frames_paid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], blind: float, verdict: str
+) -> None:
+    import pandas as pd
+
+    from harness.cli._search import _summary
+    from harness.search import SearchResult, load_space
+
+    space = load_space(Path(__file__).parents[2] / "search_spaces" / "demo.yaml")
+    rows = [  # one trained network of each kind, and a reused duplicate that does not count
+        {"trial": 0, "state": "complete", "mixes_time": True, "top1": 0.85, "gflops": 0.05},
+        {"trial": 1, "state": "complete", "mixes_time": False, "top1": blind, "gflops": 0.01},
+        {"trial": 2, "state": "complete", "mixes_time": False, "top1": 0.99, "gflops": 0.01,
+         "reason": "duplicate of trial 1: result reused"},
+    ]  # fmt: skip
+    table = pd.DataFrame(rows).assign(reason=lambda df: df["reason"].fillna(""))
+    result = SearchResult("s", tmp_path / "trials.parquet", table, dict(space.objectives), {})
+    _summary(result, space, 1.0, tmp_path)
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("networks"))
+    assert line == (
+        f"networks that mix frames: best 0.850 of 1 trained in full; blind to frame order: "
+        f"best {blind:.3f} of 1 {verdict}"
+    )
