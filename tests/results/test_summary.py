@@ -146,3 +146,12 @@ def test_a_real_search_records_whether_each_network_mixes_frames(tiny_study: Pat
             b["type"] == "r2plus1d" or max(b["temporal_kernel"]) > 1 for b in blocks
         )
         assert bool(row["mixes_time"]) is temporal
+
+
+def test_a_tag_that_would_run_code_is_not_a_spec(tmp_path: Path) -> None:
+    # A results table is a file anyone can hand over: its spec_yaml is loaded safely.
+    marker = tmp_path / "ran"
+    text = f"!!python/object/apply:os.system ['touch {marker}']\n"
+    row = {"spec_yaml": text, "family": "tiny_c2d:basic"}
+    assert summarise_architecture(row) == "tiny_c2d:basic"
+    assert not marker.exists()
