@@ -39,9 +39,9 @@ def _cli_error(message: str, option: str) -> SpecError:
 
 
 def _studies(folder: Path) -> list[str]:
-    from harness.results import TABLE_NAME
+    from harness.results import study_dirs
 
-    return sorted(p.parent.name for p in folder.glob(f"*/{TABLE_NAME}"))
+    return [study.name for study in study_dirs(folder)]
 
 
 def _study_dir(results: Path, study: str | None) -> Path:

@@ -22,6 +22,7 @@ from harness.results._table import (
     load_results,
     load_study_results,
     save_results,
+    study_dirs,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "pareto_mask",
     "save_results",
     "study_budgets",
+    "study_dirs",
     "study_objectives",
     "summarise_architecture",
     "to_minimisation",

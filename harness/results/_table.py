@@ -22,6 +22,7 @@ __all__ = [
     "load_results",
     "load_study_results",
     "save_results",
+    "study_dirs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -158,19 +159,24 @@ def load_study_results(study_dir: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: cannot read the results table ({exc})") from None
 
 
+def study_dirs(results_dir: str | Path) -> list[Path]:
+    """The study folders under ``results_dir`` (each holds a results table), sorted; none
+    when it is missing or not a folder."""
+    root = Path(results_dir)
+    return sorted(p.parent for p in root.glob(f"*/{TABLE_NAME}")) if root.is_dir() else []
+
+
 def load_results(results_dir: str | Path = "results") -> pd.DataFrame:
     """Every study under ``results_dir`` in one table (an empty table with the columns if none).
 
     A missing directory gives an empty table. A damaged or unreadable study table is skipped
     with a warning that names the file; ``df.attrs["errors"]`` lists those messages.
     """
-    root = Path(results_dir)
     frames: list[pd.DataFrame] = []
     errors: list[str] = []
-    paths = sorted(root.glob(f"*/{TABLE_NAME}")) if root.is_dir() else []
-    for path in paths:
+    for folder in study_dirs(results_dir):
         try:
-            frames.append(load_study_results(path.parent))
+            frames.append(load_study_results(folder))
         except (OSError, ValueError) as exc:
             logger.warning("%s", exc)
             errors.append(str(exc))
