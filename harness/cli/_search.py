@@ -91,15 +91,15 @@ def _budgets(values: list[str] | None) -> dict[str, float]:
     return out
 
 
-def _front_table(df: pd.DataFrame, space: SearchSpace) -> Table:
+def _front_table(front: pd.DataFrame, space: SearchSpace) -> Table:
+    """The Pareto set ``front`` (from ``pareto_front``), up to 12 rows."""
     from harness.results import summarise_architecture
-    from harness.search import pareto_front
 
     table = Table(title="Pareto set (complete, within budget)", title_justify="left")
     for column in ("trial", *space.objectives, "spec"):
         table.add_column(column, justify="right")
     table.add_column("architecture", justify="left")
-    for _, row in pareto_front(df, dict(space.objectives)).head(12).iterrows():
+    for _, row in front.head(12).iterrows():
         cells = [str(row["trial"])]
         cells += [_fmt(row[name]) for name in space.objectives]
         table.add_row(*cells, str(row["spec_hash"])[:8], summarise_architecture(row))
@@ -133,13 +133,15 @@ class _Display:
         self.live = Live(Group(self.progress), console=console, refresh_per_second=4)
 
     def update(self, study: optuna.Study) -> None:
+        from harness.search import pareto_front
         from harness.search._records import trials_frame
 
         df = trials_frame(study)
         if df.empty:
             return
         self.count(df)
-        self.live.update(Group(self.progress, _front_table(df, self.space)))
+        front = pareto_front(df, dict(self.space.objectives), dict(self.space.budgets))
+        self.live.update(Group(self.progress, _front_table(front, self.space)))
 
     def count(self, df: pd.DataFrame) -> None:
         """The bar and the counts of each state, from the trials table ``df``."""
@@ -181,7 +183,8 @@ class _Display:
 
 def _summary(result: SearchResult, space: SearchSpace, seconds: float, results: Path) -> None:
     """The Pareto set and the summary lines, on stdout."""
-    out.print(_front_table(result.table, space))
+    front = result.pareto()  # NOTE: the budgets in force, as harness export judges them
+    out.print(_front_table(front, space))
     n = result.interrupted()
     interrupted = f", {n} interrupted (run again)" if n else ""
     out.print(
@@ -204,7 +207,7 @@ def _summary(result: SearchResult, space: SearchSpace, seconds: float, results: 
     out.print(
         f"results table: [bold]{result.results}[/bold] (and trials.csv beside it)", soft_wrap=True
     )
-    if not result.pareto().empty:
+    if not front.empty:
         command = shlex.join(
             ["harness", "export", "--results", str(results), "--study", result.study, "--knee"]
         )

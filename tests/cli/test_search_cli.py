@@ -135,3 +135,28 @@ def test_the_summary_says_whether_mixing_frames_paid(
         f"networks that mix frames: best 0.850 of 1 trained in full; blind to frame order: "
         f"best {blind:.3f} of 1 {verdict}"
     )
+
+
+def test_the_printed_pareto_set_is_judged_against_the_budgets_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trial 1 completed under an earlier, looser budget; the budget is 0.08 GFLOPs now. The
+    # printed set must be the one harness export chooses from: without trial 1.
+    import pandas as pd
+
+    from harness.cli._search import _summary
+    from harness.search import SearchResult, load_space
+
+    space = load_space(Path(__file__).parents[2] / "search_spaces" / "demo.yaml")
+    rows = [
+        {"trial": 0, "state": "complete", "top1": 0.6, "gflops": 0.05, "spec_hash": "a" * 64},
+        {"trial": 1, "state": "complete", "top1": 0.9, "gflops": 0.5, "spec_hash": "b" * 64},
+    ]
+    table = pd.DataFrame(rows).assign(reason="", protocol="p", feasible=True)
+    result = SearchResult(
+        "s", tmp_path / "trials.parquet", table, dict(space.objectives), dict(space.budgets)
+    )
+    assert list(result.pareto()["trial"]) == [0]
+    _summary(result, space, 1.0, tmp_path)
+    out = capsys.readouterr().out
+    assert "aaaaaaaa" in out and "bbbbbbbb" not in out
