@@ -18,6 +18,7 @@ __all__ = [
     "Location",
     "SpecError",
     "format_key_path",
+    "one_line",
     "shorten",
     "warn",
 ]
@@ -38,7 +39,7 @@ class Interrupted(HarnessError):
 def warn(message: str) -> None:
     """One line on stderr, ``harness: warning: ...``: something the user should know that
     does not stop the work."""
-    sys.stderr.write(f"harness: warning: {_one_line(message)}\n")
+    sys.stderr.write(f"harness: warning: {one_line(message)}\n")
     sys.stderr.flush()
 
 
@@ -85,10 +86,10 @@ class SpecError(HarnessError):
 
     def _render(self) -> str:
         where = str(self.location) if self.location else (self.file or "<input>")
-        return _one_line(f"{where}: {format_key_path(self.path)}: {self.message}")
+        return one_line(f"{where}: {format_key_path(self.path)}: {self.message}")
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters escaped, so it prints as one
     line whatever a user wrote in a key or value (``"a\nb"`` -> ``a\\nb``)."""
     if text.isprintable():

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from harness.errors import SpecError, shorten
+from harness.errors import SpecError, one_line, shorten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,11 +138,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _comment(text: str) -> str:
-    """``text`` as one comment line's worth: control characters escaped, never a newline."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 def _params(row: pd.Series) -> str:
     from harness.results._summary import PARAM_PREFIX
 
@@ -181,7 +176,7 @@ def _header(
         part
         for line in lines
         for part in textwrap.wrap(
-            _comment(line),
+            one_line(line),
             width=96,
             subsequent_indent="    ",
             break_long_words=False,

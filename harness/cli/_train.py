@@ -7,7 +7,6 @@ Under ``torchrun --nproc_per_node N -m harness train ...`` the processes train t
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -68,17 +67,6 @@ def _check_where(config: Any, out: Path | None) -> None:
         raise _cli_error(exc.message, "--device") from None
     if out is not None and (problem := out_dir_problem(out)) is not None:
         raise _cli_error(f"{problem}; choose another folder", "--out")
-
-
-def _rank() -> int:
-    text = os.environ.get("RANK", "0").strip() or "0"
-    if not text.isdigit():
-        raise SpecError(
-            f"must be a whole number, 0 or more, got '{text[:40]}'",
-            path=("RANK",),
-            file="<environment>",
-        )
-    return int(text)
 
 
 @contextmanager
@@ -234,6 +222,7 @@ def train_command(
     other settings, or of more epochs, is refused.
     """
     from harness.train import Fidelity, TrainConfig, train
+    from harness.train.distributed import env_int
 
     config = _build(
         TrainConfig,
@@ -244,7 +233,7 @@ def train_command(
         Fidelity, {"epochs": epochs, "subset": subset, "frames": frames, "size": size}
     )
     _check_where(config, out)
-    main = _rank() == 0
+    main = env_int("RANK", 0) == 0
     show = main and not as_json and sys.stderr.isatty()
     start = _Start(main=main, as_json=as_json, early=show)
     with _warnings_as_lines():

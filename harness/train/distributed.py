@@ -24,6 +24,7 @@ __all__ = [
     "average_buffers",
     "check_device",
     "close_distributed",
+    "env_int",
     "init_distributed",
 ]
 
@@ -43,8 +44,8 @@ class DistContext:
         return self.rank == 0
 
 
-def _env_int(variable: str, default: int) -> int:
-    """A whole number ``torchrun`` sets, 0 or more."""
+def env_int(variable: str, default: int) -> int:
+    """A whole number ``torchrun`` sets, 0 or more (``default`` when unset or empty)."""
     text = os.environ.get(variable, "").strip()
     if not text:
         return default
@@ -63,7 +64,7 @@ def check_device(device: str) -> None:
         return
     if not torch.cuda.is_available():
         raise SpecError("CUDA was requested but this machine has no CUDA device", path=("device",))
-    local_rank, count = _env_int("LOCAL_RANK", 0), torch.cuda.device_count()
+    local_rank, count = env_int("LOCAL_RANK", 0), torch.cuda.device_count()
     if local_rank >= count:
         raise SpecError(
             f"LOCAL_RANK {local_rank} needs CUDA device {local_rank}; this machine has {count}",
@@ -77,8 +78,8 @@ def init_distributed(device: str) -> DistContext:
     Raises:
         SpecError: ``device`` is not on this machine, or ``torchrun``'s variables are bad.
     """
-    world = max(1, _env_int("WORLD_SIZE", 1))
-    local_rank = _env_int("LOCAL_RANK", 0)
+    world = max(1, env_int("WORLD_SIZE", 1))
+    local_rank = env_int("LOCAL_RANK", 0)
     check_device(device)
     torch_device = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
     if device == "cuda":
