@@ -145,11 +145,12 @@ class _Display:
 
     def count(self, df: pd.DataFrame) -> None:
         """The bar and the counts of each state, from the trials table ``df``."""
+        from harness.results import reused
+
         counts = df["state"].value_counts()
         done = int(sum(counts.get(s, 0) for s in ("complete", "infeasible", "pruned", "failed")))
         if self.trained:
-            reused = df["reason"].fillna("").str.startswith("duplicate of trial")
-            done = int((df["state"].isin(["complete", "pruned"]) & ~reused).sum())
+            done = int((df["state"].isin(["complete", "pruned"]) & ~reused(df)).sum())
         text = "  ".join(f"{s} {int(n)}" for s, n in counts.items())
         self.progress.update(self.task, completed=done, counts=text)
 

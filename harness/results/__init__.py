@@ -21,6 +21,8 @@ from harness.results._table import (
     TABLE_NAME,
     load_results,
     load_study_results,
+    reused,
+    reused_reason,
     save_results,
     study_dirs,
 )
@@ -39,6 +41,8 @@ __all__ = [
     "non_dominated_rank",
     "pareto_front",
     "pareto_mask",
+    "reused",
+    "reused_reason",
     "save_results",
     "study_budgets",
     "study_dirs",

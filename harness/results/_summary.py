@@ -19,6 +19,8 @@ from typing import Any, TypeAlias
 import pandas as pd
 import yaml
 
+from harness.results._table import reused
+
 __all__ = ["GroupBest", "compare_time_mixing", "summarise_architecture"]
 
 PARAM_PREFIX = "param."  # the results table's search-parameter columns
@@ -175,8 +177,7 @@ def compare_time_mixing(table: pd.DataFrame, metric: str = "top1") -> dict[str, 
     """
     if table.empty or "mixes_time" not in table or metric not in table:
         return {}
-    reused = table["reason"].fillna("").astype(str).str.startswith("duplicate of trial")
-    done = table[(table["state"] == "complete") & ~reused & table["mixes_time"].notna()]
+    done = table[(table["state"] == "complete") & ~reused(table) & table["mixes_time"].notna()]
     groups = {}
     for key, mixes in (("mixes_time", True), ("blind", False)):
         values = pd.to_numeric(done.loc[done["mixes_time"].astype(bool) == mixes, metric])

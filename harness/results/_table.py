@@ -21,6 +21,8 @@ __all__ = [
     "TABLE_NAME",
     "load_results",
     "load_study_results",
+    "reused",
+    "reused_reason",
     "save_results",
     "study_dirs",
 ]
@@ -157,6 +159,21 @@ def load_study_results(study_dir: str | Path) -> pd.DataFrame:
         return _typed(pd.read_parquet(path))
     except Exception as exc:  # pyarrow raises many types for a damaged file
         raise ValueError(f"{path}: cannot read the results table ({exc})") from None
+
+
+_REUSED = "duplicate of trial"  # how the reason of a reused result begins
+
+
+def reused_reason(trial: int) -> str:
+    """The ``reason`` of a trial whose candidate ``trial`` trained: its result is reused."""
+    return f"{_REUSED} {trial}: result reused"
+
+
+def reused(table: pd.DataFrame) -> pd.Series:
+    """Which rows of a results table reuse an earlier trial's result (they did not train)."""
+    if "reason" not in table:
+        return pd.Series(False, index=table.index)
+    return table["reason"].fillna("").astype(str).str.startswith(_REUSED)
 
 
 def study_dirs(results_dir: str | Path) -> list[Path]:

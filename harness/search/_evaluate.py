@@ -28,6 +28,7 @@ from harness import __version__ as harness_version
 from harness.costs import CostRequest
 from harness.errors import HarnessError
 from harness.measure import DoesNotFit
+from harness.results import reused_reason
 from harness.search._costs import describe_costs, judge, measure_trial_costs
 from harness.search._halving import promote, rungs
 from harness.search._preflight import results_dir_problem
@@ -331,7 +332,7 @@ def _evaluate_spec(
         keep = ("top1", "top5", "mean_class_acc", "history", "stages", "gflops_all",
                 "unsupported_ops", "epochs_trained", "checkpoint")  # fmt: skip
         row.update({k: reused[k] for k in keep if k in reused})
-        row["reason"] = f"duplicate of trial {reused['trial']}: result reused"
+        row["reason"] = reused_reason(reused["trial"])
         return _tell(study, trial, space, row, "complete", start)
     row.update(describe_costs(spec, request))  # it will train: fvcore's per-stage table too
     trial.set_user_attr(ROW_ATTR, row)  # the running row shows its costs

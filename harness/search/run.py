@@ -27,6 +27,7 @@ from harness.results import (
     compare_time_mixing,
     load_study_results,
     pareto_front,
+    reused,
 )
 from harness.search._check import check_space, inspect_data
 from harness.search._evaluate import ROW_ATTR, Context, evaluate_trial, requeue_trial
@@ -132,8 +133,8 @@ class SearchResult:
         """Trials that trained (complete or pruned, not reused duplicates)."""
         if not len(self.table):
             return 0
-        reused = self.table["reason"].fillna("").str.startswith("duplicate of trial")
-        return int((self.table["state"].isin(["complete", "pruned"]) & ~reused).sum())
+        trained = self.table["state"].isin(["complete", "pruned"]) & ~reused(self.table)
+        return int(trained.sum())
 
 
 def create_study(

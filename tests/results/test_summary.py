@@ -155,3 +155,13 @@ def test_a_tag_that_would_run_code_is_not_a_spec(tmp_path: Path) -> None:
     row = {"spec_yaml": text, "family": "tiny_c2d:basic"}
     assert summarise_architecture(row) == "tiny_c2d:basic"
     assert not marker.exists()
+
+
+def test_a_reused_result_is_told_by_the_reason_the_search_writes() -> None:
+    # The contract between the search (which writes the reason) and every reader of the
+    # table (counts, the trained total, the time-mixing comparison).
+    from harness.results import reused, reused_reason
+
+    table = pd.DataFrame({"reason": [reused_reason(3), "", None, "interrupted (SIGINT)"]})
+    assert reused(table).tolist() == [True, False, False, False]
+    assert not reused(pd.DataFrame({"trial": [0]})).any()  # a table without reasons
