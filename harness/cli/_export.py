@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import tempfile
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -138,35 +137,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _params(row: pd.Series) -> str:
-    from harness.results._summary import PARAM_PREFIX
-
-    values = {k[len(PARAM_PREFIX) :]: row[k] for k in row.index if k.startswith(PARAM_PREFIX)}
-    shown = [f"{k}={_number(v)}" for k, v in values.items() if not _missing(v)]
-    return ", ".join(shown) or "none"
-
-
-def _missing(value: Any) -> bool:
-    import pandas as pd
-
-    return value is None or bool(pd.isna(value))
-
-
-def _number(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
 def _header(
     row: pd.Series, how: str, objectives: Mapping[str, str], source: Path, name: str
 ) -> str:
-    from harness.results import summarise_architecture
+    from harness.results import search_params, summarise_architecture
 
     scores = ", ".join(f"{k} {_fmt(row[k])} ({d})" for k, d in objectives.items())
     lines = [
         f"Exported by `harness export`: study '{row['study']}', trial {row['trial']}, {how}.",
         f"objectives: {scores}",
         f"protocol: {row['protocol']}",
-        f"search parameters: {_params(row)}",
+        f"search parameters: {', '.join(search_params(row)) or 'none'}",
         f"architecture: {summarise_architecture(row)}",
         f"spec hash: {row['spec_hash']} (harness compile {name} --json gives it again)",
         f"from: {source}",
@@ -188,19 +169,17 @@ def _header(
 
 def _check_spec(text: str, row: pd.Series) -> None:
     """The stored spec must load with this harness and give the trial's hash again."""
-    from harness.spec import load_spec, spec_hash
+    from harness.spec import load_yaml_text, spec_hash
+    from harness.spec.load import spec_from_document
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp, "spec.yaml")
-        path.write_text(text)
-        try:
-            got = spec_hash(load_spec(path))
-        except SpecError as exc:
-            raise SpecError(
-                f"trial {row['trial']}: its stored spec no longer loads ({exc.message})",
-                path=("--trial",),
-                file="<command line>",
-            ) from None
+    try:
+        got = spec_hash(spec_from_document(load_yaml_text(text, f"<trial {row['trial']}>")))
+    except SpecError as exc:
+        raise SpecError(
+            f"trial {row['trial']}: its stored spec no longer loads ({exc.message})",
+            path=("--trial",),
+            file="<command line>",
+        ) from None
     if got != row["spec_hash"]:
         raise _cli_error(
             f"trial {row['trial']}: its stored spec gives the hash {got[:12]} with this version "
@@ -262,9 +241,9 @@ def export_command(
     table = _load(folder)
     row, how = _pick(table, trial, knee)
     text = row["spec_yaml"]
-    if _missing(text) or not str(text).strip():
+    if not isinstance(text, str) or not text.strip():  # NaN or None: nothing stored
         raise _cli_error(f"trial {row['trial']} has no stored spec", "--trial")
-    _check_spec(str(text), row)
+    _check_spec(text, row)
     path = _target(out, row, force)
     objectives = study_objectives(table)
     name = path.name if path is not None else "FILE"

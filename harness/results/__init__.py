@@ -14,7 +14,12 @@ from harness.results._pareto import (
     study_objectives,
     to_minimisation,
 )
-from harness.results._summary import GroupBest, compare_time_mixing, summarise_architecture
+from harness.results._summary import (
+    GroupBest,
+    compare_time_mixing,
+    search_params,
+    summarise_architecture,
+)
 from harness.results._table import (
     COLUMNS,
     STATES,
@@ -44,6 +49,7 @@ __all__ = [
     "reused",
     "reused_reason",
     "save_results",
+    "search_params",
     "study_budgets",
     "study_dirs",
     "study_objectives",

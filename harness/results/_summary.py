@@ -21,7 +21,7 @@ import yaml
 
 from harness.results._table import reused
 
-__all__ = ["GroupBest", "compare_time_mixing", "summarise_architecture"]
+__all__ = ["GroupBest", "compare_time_mixing", "search_params", "summarise_architecture"]
 
 PARAM_PREFIX = "param."  # the results table's search-parameter columns
 
@@ -47,15 +47,21 @@ def _value(row: _Row, key: str) -> Any:
     return value
 
 
-def _fallback(row: _Row) -> str:
-    """``family (key=value, ...)`` from the row's own columns."""
-    family = _value(row, "family") or _value(row, "name") or ""
+def search_params(row: _Row) -> list[str]:
+    """``key=value`` of each search parameter a results row drew (its ``param.*`` columns;
+    a parameter its trial did not draw, a ``when:`` branch not taken, is left out)."""
     keys = row.index if isinstance(row, pd.Series) else row.keys()
-    params = [
+    return [
         f"{key[len(PARAM_PREFIX) :]}={_number(value)}"
         for key in keys
         if str(key).startswith(PARAM_PREFIX) and (value := _value(row, key)) is not None
     ]
+
+
+def _fallback(row: _Row) -> str:
+    """``family (key=value, ...)`` from the row's own columns."""
+    family = _value(row, "family") or _value(row, "name") or ""
+    params = search_params(row)
     return f"{family} ({', '.join(params)})" if params and family else family or ", ".join(params)
 
 

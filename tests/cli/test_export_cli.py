@@ -171,3 +171,25 @@ def test_a_results_folder_that_is_not_one(tmp_path: Path, where: str, expected: 
     done = run("export", "--results", str(path), "--knee", cwd=tmp_path)
     assert done.returncode == 2 and done.stdout == "", done.stderr
     assert done.stderr == f"harness: <command line>: {expected.format(path=path)}\n"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [  # a table edited by hand, or written by a harness whose specs differ from this one's
+        (lambda text: text.replace("stages:", "stagez:", 1), "its stored spec no longer loads"),
+        (lambda text: text.replace("  width: 16\n", "  width: 24\n", 1), "gives the hash"),
+    ],
+    ids=["does_not_load", "other_hash"],
+)
+def test_a_stored_spec_that_is_not_the_trials_is_refused(
+    results: Path, tmp_path: Path, edit, expected: str
+) -> None:
+    member = _front(results).iloc[[0]]
+    damaged = member.assign(spec_yaml=member["spec_yaml"].map(edit), study="damaged")
+    assert (damaged["spec_yaml"] != member["spec_yaml"]).all()
+    save_results(damaged, tmp_path / "r" / "damaged")
+    done = run("export", "--results", str(tmp_path / "r"), "--knee", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    assert done.stderr.startswith("harness: <command line>: --trial: trial "), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # nothing written
