@@ -36,6 +36,7 @@ from torch._C._profiler import _EventType
 from torch.profiler import ProfilerActivity, profile
 
 from harness.measure._meta import (
+    ForwardTrace,
     SavedTensors,
     StepTrace,
     meta_model,
@@ -162,6 +163,23 @@ class InferenceMemory:
     def from_json(cls, data: dict[str, Any]) -> InferenceMemory:
         return cls(**{**data, "input_shape": tuple(data["input_shape"])})
 
+    @classmethod
+    def simulated(
+        cls, trace: ForwardTrace, input_shape: Shape, batch: int, device: str, precision: str
+    ) -> InferenceMemory:
+        """The figures of a simulated forward pass (``meta_simulation``)."""
+        return cls(
+            activation_bytes=trace.peak,
+            param_bytes=trace.param_bytes,
+            buffer_bytes=trace.buffer_bytes,
+            input_bytes=trace.input_bytes,
+            input_shape=tuple(input_shape),
+            batch=batch,
+            device=device,
+            precision=precision,
+            method="meta_simulation",
+        )
+
 
 def _check(
     batch: int, device: str, precision: str, optimizer: str | None, *, present: bool
@@ -220,17 +238,7 @@ def estimate_inference_memory(
         trace = simulate_forward(
             meta, input_shape, batch, device_type=dev.type, precision=precision
         )
-    return InferenceMemory(
-        activation_bytes=trace.peak,
-        param_bytes=trace.param_bytes,
-        buffer_bytes=trace.buffer_bytes,
-        input_bytes=trace.input_bytes,
-        input_shape=tuple(input_shape),
-        batch=batch,
-        device=dev.type,
-        precision=precision,
-        method="meta_simulation",
-    )
+    return InferenceMemory.simulated(trace, input_shape, batch, dev.type, precision)
 
 
 # ---------------------------------------------------------------------------- measurements

@@ -257,15 +257,5 @@ def forward_on_meta(
         names = model.stage_names() if scopes is None else scopes
         named = {name: model.get_submodule(name) for name in names}
         trace = simulate_forward(meta, shape, 1, device_type="cpu", precision="fp32", scopes=named)
-    memory = InferenceMemory(
-        activation_bytes=trace.peak,
-        param_bytes=trace.param_bytes,
-        buffer_bytes=trace.buffer_bytes,
-        input_bytes=trace.input_bytes,
-        input_shape=shape,
-        batch=1,
-        device="cpu",
-        precision="fp32",
-        method="meta_simulation",
-    )
+    memory = InferenceMemory.simulated(trace, shape, 1, "cpu", "fp32")
     return MetaForward(model, memory, sum(trace.macs.values()), trace.scope_macs)
