@@ -34,6 +34,7 @@ from harness.measure import (
     forward_on_meta,
     measure_latency,
     measure_train_memory,
+    precheck,
 )
 from harness.spec import ModelSpec, load_spec, realise, spec_hash
 
@@ -101,7 +102,11 @@ class ModelReport:
     # fvcore (a trace of the built model), or meta_simulation where that trace would not fit
     count_method: str = "fvcore"
     train_memory: TrainMemory | None = None  # with a batch size
+    # With a batch size: multiply-adds of one clip's training step / 1e9 (the forward, a
+    # backward of twice it, and what activation checkpointing recomputes).
+    train_gflops: float | None = None
     latency: Latency | None = None  # on request
+    activation_checkpoint: list[int] = field(default_factory=list)  # checkpointed stages
 
     def to_json(self) -> dict[str, Any]:
         """Every field (``inputs`` where there are some), plus flat cost figures (null when
@@ -127,7 +132,12 @@ class ModelReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelReport:
         """The counts of :meth:`to_json` (memory and latency are cached on their own)."""
-        names = {f.name for f in fields(cls)} - {"train_memory", "latency"}
+        names = {f.name for f in fields(cls)} - {
+            "train_memory",
+            "train_gflops",
+            "latency",
+            "activation_checkpoint",
+        }
         values = {k: v for k, v in data.items() if k in names}
         return cls(**{**values, "stages": [StageRow(**row) for row in values["stages"]]})
 
@@ -252,6 +262,11 @@ def describe_model(
             ahead.append(forward_on_meta(loaded, frames=frames, size=size, classes=classes))
         return ahead[0]
 
+    checkpointed = sorted(loaded.checkpointed_stages())
+    # NOTE: a runtime setting, not in the spec hash; keyed only where set (earlier entries
+    # stay valid), and only for what a training step measures.
+    step = {"checkpoint": checkpointed} if checkpointed else {}
+
     def key(kind: str, at: int, **options: Any) -> CostKey:
         return CostKey.of(
             digest, shape, batch=at, device=device, precision=precision, kind=kind,
@@ -262,30 +277,36 @@ def describe_model(
         return key(kind, 1, table=TABLE_VERSION)
 
     report = _count(cache, count_key, model, on_meta, loaded.name, digest, shape, classes)
-    costs: dict[str, Any] = {}
+    costs: dict[str, Any] = {"activation_checkpoint": checkpointed}
     if batch is not None:
-        method = memory_method(memory, device)
-        measured = method == "measure"
-        if measured:
+        # The simulated step (the cost room's pre-check): memory, and the training FLOPs
+        # with what activation checkpointing recomputes.
+        simulated = precheck(
+            loaded, frames=frames, size=size, classes=classes, batch=batch, device=device,
+            precision=precision, optimizer=optimizer, cache=cache,
+        )  # fmt: skip
+        costs["train_gflops"] = simulated.train_flops / 1e9
+        costs["train_memory"] = simulated.train_memory
+        if memory_method(memory, device) == "measure":
             _check_real_step(on_meta(), shape, batch, device, precision, optimizer, "memory")
-        measure = measure_train_memory if measured else estimate_train_memory
-        # A measurement holds for the machine it ran on; a simulation for any.
-        where = {"machine": _machine(device)} if measured else {}
-        costs["train_memory"] = _cached(
-            cache,
-            key(f"train_memory/{method}", batch, optimizer=optimizer, **where),
-            lambda: measure(
-                model(), shape, batch=batch, device=device, precision=precision, optimizer=optimizer
-            ),
-            TrainMemory.from_json,
-        )
+            # A measurement holds for the machine it ran on; a simulation for any.
+            costs["train_memory"] = _cached(
+                cache,
+                key("train_memory/measure", batch, optimizer=optimizer,
+                    machine=_machine(device), **step),
+                lambda: measure_train_memory(
+                    model(), shape, batch=batch, device=device, precision=precision,
+                    optimizer=optimizer,
+                ),
+                TrainMemory.from_json,
+            )  # fmt: skip
     if latency is not None:
         options = asdict(latency)
         at = batch or 1
         _check_real_step(on_meta(), shape, at, device, precision, "sgd", "latency")
         costs["latency"] = _cached(
             cache,
-            key("latency", at, machine=_machine(device), **options),
+            key("latency", at, machine=_machine(device), **options, **step),
             lambda: measure_latency(
                 model(), shape, batch=at, device=device, precision=precision, **options
             ),

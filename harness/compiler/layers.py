@@ -17,9 +17,11 @@ __all__ = [
     "ACTS",
     "NORMS",
     "ConvNormAct",
+    "DropPath",
     "SqueezeExcite",
     "conv3d",
     "create_act",
+    "create_drop_path",
     "create_norm",
     "r2plus1d_mid_width",
 ]
@@ -105,3 +107,25 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al., ECCV 2016) on a residual branch: while training, the
+    branch of each clip is dropped with probability ``p`` and kept ones scaled by 1/(1-p);
+    the identity at inference."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+
+def create_drop_path(p: float) -> nn.Module:
+    """:class:`DropPath` for a rate above zero, else nothing (no module in the network)."""
+    return DropPath(p) if p > 0 else nn.Identity()

@@ -27,6 +27,8 @@ from harness.compiler.plan import (
     StagePlan,
     plan_network,
 )
+from harness.compiler.recompute import CheckpointedStage
+from harness.compiler.select import create_token_selection
 from harness.compiler.stems import create_pool, create_stem
 from harness.compiler.tokens import TokenHead  # noqa: F401  (registers patch stem, token head)
 from harness.errors import SpecError
@@ -198,9 +200,24 @@ def _build_stage(stage: StagePlan, create: BlockFn = create_block) -> nn.Module:
             )
         except SpecError as exc:
             raise SpecError(exc.message, path=(*block.path, *exc.path)) from None
+    if stage.selection is not None:
+        # NOTE: right after block `after - 1`, where StagePlan.child_index counts it
+        layers.insert(stage.selection.spec.after, _build_selection(stage))
     if stage.pool is not None:
         layers.append(create_pool(stage.pool))
-    return nn.Sequential(*layers)
+    return CheckpointedStage(*layers) if stage.checkpoint else nn.Sequential(*layers)
+
+
+def _build_selection(stage: StagePlan) -> nn.Module:
+    """The stage's token selection, placed among its blocks by ``StagePlan.child_index``."""
+    selection = stage.selection
+    assert selection is not None, "only a selecting stage has one"
+    try:
+        return create_token_selection(
+            selection.spec, dim=selection.dim, grid=selection.grid, grid_out=selection.grid_out
+        )
+    except SpecError as exc:
+        raise SpecError(exc.message, path=(*selection.path, *exc.path)) from None
 
 
 def _build_stem(pathway: PathwayPlan) -> nn.Module:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.errors import SpecError, format_key_path
-from harness.spec.attention import PatchStemSpec
+from harness.spec.attention import PatchStemSpec, TokenSelectionSpec, TransformerBlockSpec
 from harness.spec.load import is_own_key
 from harness.spec.pathways import LateralSpec
 from harness.spec.schema import ConvStemSpec, ModelSpec, PathwaySpec, PoolSpec
@@ -28,6 +28,7 @@ __all__ = [
     "LateralPlan",
     "NetworkPlan",
     "PathwayPlan",
+    "SelectionPlan",
     "StagePlan",
     "min_clip",
     "plan_network",
@@ -89,12 +90,32 @@ class BlockPlan:
 
 
 @dataclass(frozen=True)
+class SelectionPlan:
+    """A stage's token selection: the grid it reads and the smaller one it hands on."""
+
+    spec: TokenSelectionSpec
+    path: KeyPath  # key path of the stage's ``token_selection``
+    dim: int  # token width
+    grid: Grid  # what block ``spec.after - 1`` hands on
+    grid_out: Grid  # what block ``spec.after`` (and everything after it) reads
+
+
+@dataclass(frozen=True)
 class StagePlan:
     path: KeyPath
     blocks: tuple[BlockPlan, ...]
     pool: PoolSpec | None
     shape_out: Shape
     tokens: str = MAP  # layout after the stage
+    checkpoint: bool = False  # its blocks recompute their activations in backward
+    selection: SelectionPlan | None = None  # token selection between two of its blocks
+
+    def child_index(self, block: int) -> int:
+        """Position of block ``block`` among the built stage's children: the blocks in
+        order, with the token selection (if any) before block ``selection.spec.after``."""
+        if self.selection is not None and block >= self.selection.spec.after:
+            return block + 1
+        return block
 
 
 @dataclass(frozen=True)
@@ -329,6 +350,8 @@ def _plan_stage(
     stage = stages[index]
     path: KeyPath = (*prefix, "stages", index)
     blocks = []
+    selection = None
+    _check_selection(stage, path)
 
     def known(j: int) -> Extent:
         _, t, h, w = state.shape
@@ -354,6 +377,8 @@ def _plan_stage(
             )
         )
         state = new
+        if stage.token_selection is not None and j + 1 == stage.token_selection.after:
+            selection, state = _plan_selection(stage.token_selection, state, path, declared)
     if stage.pool is not None:
         if state.tokens != MAP:
             raise SpecError("a stage of token blocks has no pool", path=(*path, "pool"))
@@ -364,8 +389,43 @@ def _plan_stage(
         pool=stage.pool,
         shape_out=state.shape,
         tokens=state.tokens,
+        selection=selection,
     )
     return plan, state
+
+
+def _check_selection(stage: Any, path: KeyPath) -> None:
+    """A token selection sits between two transformer blocks of its stage."""
+    spec = stage.token_selection
+    if spec is None:
+        return
+    specs = stage.block_specs()
+    kinds = {block.type for block in specs if not isinstance(block, TransformerBlockSpec)}
+    if kinds:
+        raise SpecError(
+            f"token_selection needs a stage of transformer blocks; this one has "
+            f"{', '.join(sorted(kinds))} blocks",
+            path=(*path, "token_selection"),
+        )
+    if spec.after >= len(specs):
+        raise SpecError(
+            f"after {spec.after} blocks: the stage has {len(specs)}, so 'after' is 1 to "
+            f"{len(specs) - 1} (a block must follow the selection)",
+            path=(*path, "token_selection", "after"),
+        )
+
+
+def _plan_selection(
+    spec: TokenSelectionSpec, state: _State, path: KeyPath, declared: StagePlan | None
+) -> tuple[SelectionPlan, _State]:
+    """The selection's plan and what the blocks after it read: fewer locations or frames."""
+    c, t, h, w = state.shape
+    kept = spec.kept((t, h, w))
+    known = declared.selection if declared is not None else None
+    grid = Grid(t, h, w, state.tokens, known.grid.extent if known else (t, h, w))
+    grid_out = Grid(*kept, state.tokens, known.grid_out.extent if known else kept)
+    plan = SelectionPlan(spec, (*path, "token_selection"), c, grid, grid_out)
+    return plan, _State((c, *kept), state.tokens, grid_out.declared or kept)
 
 
 def _plan_lateral(
@@ -447,6 +507,7 @@ def _plan(
         firsts[pathway.name] = (shape_in, shape, tokens, known)
     laterals = _fuse(spec, "stem", states)
     stage_plans: dict[str, list[StagePlan]] = {p.name: [] for p in pathways}
+    checkpointed = spec.checkpointed_stages()
     for i in range(max(len(p.stages) for p in pathways)):
         for j, (pathway, prefix) in enumerate(zip(pathways, prefixes, strict=True)):
             if i < len(pathway.stages):
@@ -454,6 +515,8 @@ def _plan(
                 plan, states[pathway.name] = _plan_stage(
                     pathway.stages, i, states[pathway.name], prefix, same
                 )
+                if i in checkpointed:
+                    plan = replace(plan, checkpoint=True)
                 stage_plans[pathway.name].append(plan)
         laterals += _fuse(spec, i, states)
     plans = tuple(

@@ -1,7 +1,7 @@
 """Measuring the costs of :mod:`harness.costs._table` for one spec under one request.
 
-    params, gflops, train_memory_mb  the pre-check (:func:`harness.measure.precheck`): one
-                                     simulated training step on meta tensors, milliseconds
+    params, gflops, train_gflops,    the pre-check (:func:`harness.measure.precheck`): one
+    train_memory_mb                  simulated training step on meta tensors, milliseconds
     gflops_all                       fvcore's trace of the built model (harness.report)
     latency_ms                       timed at batch 1 with fixed threads, cached per machine
 
@@ -78,6 +78,7 @@ def measure_costs(
     values: dict[str, float] = {
         "params": pre.params,
         "gflops": pre.gflops,
+        "train_gflops": pre.train_flops / 1e9,
         # NOTE: a simulated step never runs out of memory; None only comes from a real OOM.
         "train_memory_mb": float("inf") if peak is None else peak,
     }

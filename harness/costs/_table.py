@@ -58,6 +58,15 @@ COSTS: dict[str, Cost] = {
             "fvcore",
             "gflops plus normalisation and pooling (fvcore's total)",
         ),
+        Cost(
+            "train_gflops",
+            "GFLOPs",
+            "training GFLOPs",
+            "precheck",
+            "multiply-adds of one clip's training step / 1e9: the forward pass, a backward "
+            "pass of twice it (input and weight gradients), and the forward passes that "
+            "activation checkpointing recomputes",
+        ),
         Cost("params", "parameters", "parameters", "precheck", "every parameter"),
         Cost(
             "train_memory_mb",

@@ -1,11 +1,12 @@
 """What an expansion can hold to a target, and how hard the solver works on each cost.
 
 The costs themselves come from the cost room (:mod:`harness.costs`): any deployed cost of
-its table (``gflops``, ``gflops_all``, ``params``, ``train_memory_mb``, ``latency_ms``),
-measured under one :class:`~harness.costs.CostRequest` built from the training step the
-candidates run (:func:`expansion_request`), so ``train_memory_mb`` is that step's peak.
-The pre-check costs are exact and deterministic; a latency is timed once per candidate and
-machine and cached, so a re-run of an expansion (a resume) proposes the same candidates.
+its table (``gflops``, ``gflops_all``, ``train_gflops``, ``params``, ``train_memory_mb``,
+``latency_ms``), measured under one :class:`~harness.costs.CostRequest` built from the
+training step the candidates run (:func:`expansion_request`), so ``train_memory_mb`` is that
+step's peak. The pre-check costs are exact and deterministic; a latency is timed once per
+candidate and machine and cached, so a re-run of an expansion (a resume) proposes the same
+candidates.
 :data:`SOLVER_BUDGETS` gives the factor solver few evaluations and a tolerance for timings.
 """
 

@@ -122,7 +122,11 @@ def fold_plan(plan: NetworkPlan) -> tuple[NetworkPlan, tuple[Fold, ...]]:
     stages: list[StagePlan] = []
     folds = []
     for i, stage in enumerate(pathway.stages):
-        run = fold_stage(stage.blocks)
+        # NOTE: a checkpointed block runs its forward pass again in backward, which the
+        # marks of a repeated group do not follow: such a stage is simulated whole. So is
+        # one with a token selection, which shifts its blocks among the stage's children.
+        whole = stage.checkpoint or stage.selection is not None
+        run = None if whole else fold_stage(stage.blocks)
         if run is None:
             stages.append(stage)
             continue
@@ -189,34 +193,46 @@ def create_meta_block(
 _CONTAINERS = frozenset((dict, OrderedDict, list, set))
 
 
-def meta_copy(module: nn.Module) -> nn.Module:
-    """A copy of meta ``module`` sharing nothing mutable with it, built without constructors.
+def meta_copy(module: nn.Module, memo: dict[int, Any] | None = None) -> nn.Module:
+    """A copy of ``module`` on the meta device sharing nothing mutable with it, built
+    without constructors.
 
-    Its parameters and buffers are new meta tensors of the same shapes, its submodules
-    copies, and its containers (hook tables among them) its own.
+    Its parameters and buffers are new meta tensors of the same shapes (shared ones stay
+    shared), its submodules copies, and its containers (hook tables among them) its own.
     """
+    memo = {} if memo is None else memo
+    done = memo.get(id(module))
+    if done is not None:
+        return done
     copy = object.__new__(type(module))
+    memo[id(module)] = copy
     state = {
         name: value.copy() if type(value) in _CONTAINERS else value
         for name, value in module.__dict__.items()
     }
     state["_parameters"] = {
-        name: None if p is None else nn.Parameter(_empty_like(p), p.requires_grad)
+        name: None if p is None else _meta_tensor(p, memo, parameter=True)
         for name, p in module._parameters.items()
     }
     state["_buffers"] = {
-        name: None if b is None else _empty_like(b) for name, b in module._buffers.items()
+        name: None if b is None else _meta_tensor(b, memo, parameter=False)
+        for name, b in module._buffers.items()
     }
     state["_modules"] = {
-        name: None if m is None else meta_copy(m) for name, m in module._modules.items()
+        name: None if m is None else meta_copy(m, memo) for name, m in module._modules.items()
     }
     copy.__dict__.update(state)
     return copy
 
 
-def _empty_like(t: torch.Tensor) -> torch.Tensor:
-    assert t.is_meta, "only meta modules are copied"
-    return torch.empty(t.shape, dtype=t.dtype, device="meta")
+def _meta_tensor(t: torch.Tensor, memo: dict[int, Any], *, parameter: bool) -> torch.Tensor:
+    done = memo.get(id(t))
+    if done is None:
+        done = torch.empty(t.shape, dtype=t.dtype, device="meta")
+        if parameter:
+            done = nn.Parameter(done, t.requires_grad)
+        memo[id(t)] = done
+    return done
 
 
 class Folding:

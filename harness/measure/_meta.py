@@ -31,7 +31,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness.measure._fold import Repeat, RepeatMarks, Replay, expand_events
+from harness.compiler.recompute import CheckpointedStage, is_recomputing
+from harness.measure._fold import Repeat, RepeatMarks, Replay, expand_events, meta_copy
 from harness.measure._policy import DevicePolicy
 from harness.measure._runtime import (
     PRECISIONS,
@@ -146,6 +147,10 @@ class Simulator(TorchDispatchMode):
         self.check_rules = check_rules
         self.counting = False  # count multiply-adds and activations (the forward pass)
         self.macs: Counter[str] = Counter()  # operator -> multiply-adds
+        # Multiply-adds of forward passes that activation checkpointing recomputes in the
+        # backward pass (counted while ``recomputing`` is above zero).
+        self.recompute_macs: Counter[str] = Counter()
+        self.recomputing = 0
         self.activations = 0  # elements output by the compute operators
         self.events: list[tuple[int, int]] = []  # (storage, +bytes allocated or -bytes freed)
         self.marks: dict[str, int] = {}  # phase -> number of events when it ended
@@ -216,6 +221,11 @@ class Simulator(TorchDispatchMode):
         if func in _ACTIVATION_OPS:
             self.activations += out.numel()
 
+    def _count_recomputed(self, func: Any, args: Any, out: Any) -> None:
+        macs = _COMPUTE.get(func)
+        if macs is not None:
+            self.recompute_macs[func.__name__.split(".")[0]] += macs(*args, out=out)
+
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if func is _DETACH:
             # NOTE: autograd detaches every output it saves and every gradient it stores
@@ -232,6 +242,8 @@ class Simulator(TorchDispatchMode):
             _check_rule(func, out, func(*args, **kwargs))
         if self.counting:
             self._count(func, args, kwargs, out)
+        elif self.recomputing:
+            self._count_recomputed(func, args, out)
         self._track(out)
         return out
 
@@ -305,11 +317,12 @@ class MetaModel:
 
 @contextlib.contextmanager
 def meta_model(model: nn.Module) -> Iterator[MetaModel]:
-    """``model`` on the meta device; a model with real weights runs on meta copies of them.
+    """``model`` on the meta device; a model with real weights runs as a meta copy of it.
 
-    ``model`` is not changed: its parameters are swapped for meta ones only inside each
-    call (``torch.func.functional_call``), and the train/eval mode of each of its modules
-    is restored on exit.
+    ``model`` is not changed: a model with real weights is copied (:func:`meta_copy`, no
+    constructors run), and the train/eval mode of each of its modules is restored on exit.
+    NOTE: a copy rather than swapping meta tensors in for the forward call only: a
+    checkpointed stage runs its forward pass again inside the backward pass.
     """
     modules = submodules(model)
     modes = [m.training for m in modules]
@@ -318,21 +331,10 @@ def meta_model(model: nn.Module) -> Iterator[MetaModel]:
         if all(t.is_meta for t in params) and all(t.is_meta for t in buffers):
             yield MetaModel(model, model, params, buffers, modules)
             return
-        copies = {
-            name: nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
-            for name, p in model.named_parameters()
-        }
-        state = {
-            **copies,
-            **{name: torch.empty_like(b, device="meta") for name, b in model.named_buffers()},
-        }
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(model, state, (x,))
-
-        meta_params: list[torch.Tensor] = list(copies.values())
-        meta_buffers = list(state.values())[len(copies) :]
-        yield MetaModel(model, forward, meta_params, meta_buffers, modules)
+        copy = meta_copy(model)
+        copies = submodules(copy)
+        meta_params, meta_buffers = module_tensors(copies)
+        yield MetaModel(copy, copy, meta_params, meta_buffers, copies)
     finally:
         for m, mode in zip(modules, modes, strict=True):
             if m.training != mode:
@@ -366,6 +368,8 @@ class StepTrace:
     macs: dict[str, int]  # forward multiply-adds by operator, whole batch
     activations: int  # fvcore's activations, whole batch
     grads_held: bool = False  # the gradients exist before the step (gradient accumulation)
+    # forward multiply-adds that activation checkpointing runs again in backward, whole batch
+    recompute_macs: dict[str, int] = field(default_factory=dict)
 
     @property
     def peak_bytes(self) -> int:
@@ -478,6 +482,7 @@ def simulate_train_step(
     set_mode(meta.modules, True)
     with contextlib.ExitStack() as stack:
         marks = [stack.enter_context(RepeatMarks(r, sim)) for r in repeats]
+        stack.enter_context(_recomputations(meta.modules, sim))
         with sim:
             sim.counting = True
             amp = DevicePolicy(device_type, PRECISIONS[precision])
@@ -498,10 +503,37 @@ def simulate_train_step(
         macs=dict(sim.macs),
         activations=sim.activations,
         grads_held=accumulate,
+        recompute_macs=dict(sim.recompute_macs),
     )
     for m in marks:
         trace = m.unfold(trace, optimizer)
     return trace
+
+
+@contextlib.contextmanager
+def _recomputations(modules: Sequence[nn.Module], sim: Simulator) -> Iterator[None]:
+    """Count apart what checkpointed blocks recompute: a call of one of them inside the
+    backward pass is its recomputation."""
+
+    def before(*_: Any) -> None:
+        if is_recomputing():
+            sim.recomputing += 1
+
+    def after(*_: Any) -> None:
+        if is_recomputing():
+            sim.recomputing -= 1
+
+    handles = []
+    for stage in modules:
+        if isinstance(stage, CheckpointedStage):
+            for child in stage:
+                handles.append(child.register_forward_pre_hook(before))
+                handles.append(child.register_forward_hook(after))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @_settled

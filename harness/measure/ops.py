@@ -86,12 +86,16 @@ OTHER_OPS: dict[str, Handle] = {
     "aten::adaptive_max_pool3d": jh.elementwise_flop_counter(1, 0),
     "aten::avg_pool3d": jh.elementwise_flop_counter(1, 0),
     "aten::max_pool3d": jh.elementwise_flop_counter(1, 0),
+    "aten::max_pool1d": jh.elementwise_flop_counter(1, 0),  # temporal pyramids (localization)
     "aten::mean": jh.elementwise_flop_counter(1, 0),
 }
 
 _ELEMENTWISE = "elementwise arithmetic: not counted under the papers' convention"
 _MOVEMENT = "shape, copy or indexing op: no arithmetic"
 _RANDOM = "identity at inference (dropout)"
+# What token selection (harness.compiler.select) adds beside its score head's linear layers.
+_SELECTION = "token selection: comparisons and index arithmetic, no multiply-adds"
+_REDUCTION = "a sum or norm of elements (scores, frame similarity): elementwise arithmetic"
 
 IGNORED_OPS: dict[str, str] = {
     **{
@@ -172,9 +176,13 @@ IGNORED_OPS: dict[str, str] = {
             "aten::repeat_interleave",
             "aten::upsample_nearest3d",
             "aten::clone",
+            "aten::unfold",
         )
     },
     "aten::amax": "max over snippet scores (segment consensus): comparisons only",
+    **dict.fromkeys(("aten::topk", "aten::sort", "aten::argmax", "aten::gt"), _SELECTION),
+    **dict.fromkeys(("aten::sum", "aten::linalg_vector_norm", "aten::clamp_min"), _REDUCTION),
+    "aten::scatter_add": "frames merged by token selection: their sums, additions only",
     "aten::upsample_trilinear3d": (
         "resampling learned positional encodings to the built clip: parameter-side, "
         "independent of the batch"

@@ -41,7 +41,10 @@ from harness.measure.flops import count_module_params
 from harness.measure.memory import InferenceMemory, TrainMemory
 from harness.spec import ModelSpec, load_spec, spec_hash
 
-__all__ = ["MetaForward", "Precheck", "forward_on_meta", "precheck"]
+__all__ = ["TRAIN_STEP_PASSES", "MetaForward", "Precheck", "forward_on_meta", "precheck"]
+
+# A training step's multiply-adds per forward one: the forward, and a backward of twice it.
+TRAIN_STEP_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,19 @@ class Precheck:
     activations: int  # fvcore's activation count of one clip
     train_memory: TrainMemory  # peak of one training step at its batch
     method: str = "meta_simulation"
+    # multiply-adds of one clip that activation checkpointing recomputes in backward
+    recompute_flops: int = 0
 
     @property
     def gflops(self) -> float:
         return self.flops / 1e9
+
+    @property
+    def train_flops(self) -> int:
+        """Multiply-adds of one clip's training step: the forward pass, the backward pass
+        counted as twice it (the gradients of inputs and of weights, the usual convention),
+        and the forward passes that activation checkpointing recomputes."""
+        return TRAIN_STEP_PASSES * self.flops + self.recompute_flops
 
     def over_budget(
         self,
@@ -183,7 +195,8 @@ def _simulate(
             grad_accum=grad_accum,
         )
     flops, rest = divmod(sum(trace.macs.values()), batch)
-    assert rest == 0, "multiply-adds grow linearly with the batch"
+    recompute, rest_recompute = divmod(sum(trace.recompute_macs.values()), batch)
+    assert rest == rest_recompute == 0, "multiply-adds grow linearly with the batch"
     return Precheck(
         name=spec.name,
         spec_hash=spec_hash(spec),
@@ -196,6 +209,7 @@ def _simulate(
         train_memory=TrainMemory.simulated(
             trace, shape, batch, device, precision, optimizer, grad_accum
         ),
+        recompute_flops=recompute,
     )
 
 
@@ -209,6 +223,7 @@ def _key(
     optimizer: str,
     grad_accum: int,
 ) -> CostKey:
+    checkpointed = spec.checkpointed_stages()  # runtime: not in the spec hash
     return CostKey.of(
         spec_hash(spec),
         shape,
@@ -218,8 +233,9 @@ def _key(
         kind="precheck",
         optimizer=optimizer,
         classes=classes,  # not in the spec hash (a runtime field)
-        # NOTE: only where it changes the figure, so that earlier results stay valid
+        # NOTE: only where they change the figures, so that earlier results stay valid
         **({"grad_accum": grad_accum} if grad_accum > 1 else {}),
+        **({"checkpoint": sorted(checkpointed)} if checkpointed else {}),
     )
 
 

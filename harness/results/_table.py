@@ -48,7 +48,10 @@ COLUMNS: dict[str, str] = {
     "params": "Int64",  # parameter count
     "gflops": "Float64",  # multiply-adds / 1e9 (1 MAC = 1 FLOP), conv/linear/attention
     "gflops_all": "Float64",  # plus normalisation and pooling
+    "train_gflops": "Float64",  # one clip's training step: forward, backward, recomputation
     "train_memory_mb": "Float64",
+    "activation_checkpoint": "string",  # stages that recompute activations ("0,1,2"; "": none)
+    "checkpoint_retried": "boolean",  # costed again with checkpointing: over a memory budget
     "latency_ms": "Float64",
     "gflops_method": "string",
     "memory_method": "string",

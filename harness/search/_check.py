@@ -29,7 +29,7 @@ from typing import Any
 
 from harness.costs import CostRequest, format_shape, parse_cost
 from harness.errors import SpecError, format_key_path
-from harness.search._costs import TrialCosts, measure_trial_costs, wanted_costs
+from harness.search._costs import TrialCosts, cost_candidate, measure_trial_costs, wanted_costs
 from harness.search.samplers import create_sampler, derive_seed, list_samplers
 from harness.search.space import SearchSpace
 from harness.spec import ModelSpec, load_spec, realise
@@ -327,7 +327,7 @@ def _cost(
     space: SearchSpace, values: dict[str, Any], request: CostRequest, names: list[str]
 ) -> TrialCosts | None:
     try:
-        return measure_trial_costs(space.create_spec(values), space, request, names)
+        return cost_candidate(space.create_spec(values), space, request, names).costs
     except SpecError:  # a combination of values the spec rejects: counted, not fatal
         return None
 

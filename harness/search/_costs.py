@@ -25,8 +25,10 @@ from harness.search.space import SearchSpace
 from harness.spec import ModelSpec
 
 __all__ = [
+    "Candidate",
     "TrialCosts",
     "Verdict",
+    "cost_candidate",
     "describe_costs",
     "judge",
     "measure_trial_costs",
@@ -61,6 +63,11 @@ class Verdict:
     @property
     def feasible(self) -> bool:
         return not self.violations
+
+    def only_memory_over(self) -> bool:
+        """Whether the budgets exceeded are all training-memory ones (either input)."""
+        over = [cost for cost, excess in self.constraints.items() if excess > 0]
+        return bool(over) and all(parse_cost(c).cost.name == "train_memory_mb" for c in over)
 
 
 def wanted_costs(space: SearchSpace) -> list[str]:
@@ -103,6 +110,37 @@ def judge(budgets: Mapping[str, float], costs: TrialCosts) -> Verdict:
         if value > limit:
             violations.append(f"{cost}<={limit:g}")
     return Verdict(constraints, violations)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A candidate as it will be evaluated: its spec, its costs and their verdict."""
+
+    spec: ModelSpec  # with activation checkpointing where the retry made it fit
+    costs: TrialCosts
+    verdict: Verdict
+    retried: bool  # costed again with activation checkpointing (over a memory budget)
+
+
+def cost_candidate(
+    spec: ModelSpec, space: SearchSpace, request: CostRequest, names: Iterable[str] | None = None
+) -> Candidate:
+    """``spec``'s costs (see :func:`measure_trial_costs`) judged against the budgets of
+    ``space``. Where only a training-memory budget rejects it and the space has
+    ``retry_with_checkpointing``, it is costed again with activation checkpointing in every
+    stage, and is that candidate if it then fits.
+    """
+    costs = measure_trial_costs(spec, space, request, names)
+    verdict = judge(space.budgets, costs)
+    everywhere = spec.model_copy(update={"activation_checkpoint": True})
+    retry = space.retry_with_checkpointing and verdict.only_memory_over()
+    if not retry or spec.checkpointed_stages() == everywhere.checkpointed_stages():
+        return Candidate(spec, costs, verdict, retried=False)
+    again = measure_trial_costs(everywhere, space, request, names)
+    verdict_again = judge(space.budgets, again)
+    if verdict_again.feasible:
+        return Candidate(everywhere, again, verdict_again, retried=True)
+    return Candidate(spec, costs, verdict, retried=True)
 
 
 def describe_costs(spec: ModelSpec, request: CostRequest) -> dict[str, Any]:

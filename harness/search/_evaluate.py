@@ -29,7 +29,7 @@ from harness.costs import CostRequest
 from harness.errors import HarnessError
 from harness.measure import DoesNotFit
 from harness.results import reused_reason
-from harness.search._costs import describe_costs, judge, measure_trial_costs
+from harness.search._costs import cost_candidate, describe_costs
 from harness.search._halving import promote, rungs
 from harness.search._preflight import results_dir_problem
 from harness.search._storage import requeue
@@ -267,6 +267,7 @@ def evaluate_trial(study: optuna.Study, trial: optuna.Trial, ctx: Context) -> st
         "train_seconds": 0.0,
         "eval_seconds": 0.0,
         "reason": "",
+        "checkpoint_retried": False,
         "datetime_start": _now(),
     }
     try:
@@ -303,16 +304,20 @@ def _evaluate_spec(
         family=_family(spec),
         mixes_time=real.mixes_time(),
         protocol=protocol_key(space, spec),
-        spec_yaml=yaml.safe_dump(
-            real.model_dump(mode="json", exclude={"published"}), sort_keys=False
-        ),
         fidelity_frames=space.fidelity.frames or real.clip.frames,
         fidelity_size=space.fidelity.size or real.clip.size,
     )
     request = CostRequest.for_training(config, classes=ctx.classes)
-    costs = measure_trial_costs(spec, space, request)
+    costed = cost_candidate(spec, space, request)
+    spec, costs, verdict = costed.spec, costed.costs, costed.verdict  # NOTE: same spec hash
+    row["checkpoint_retried"] = costed.retried
+    row.update(
+        spec_yaml=yaml.safe_dump(
+            realise(spec).model_dump(mode="json", exclude={"published"}), sort_keys=False
+        ),
+        activation_checkpoint=",".join(str(i) for i in sorted(spec.checkpointed_stages())),
+    )
     row.update(costs.columns())
-    verdict = judge(space.budgets, costs)
     row.update(
         constraints=verdict.constraints,
         violations=";".join(verdict.violations),
@@ -323,6 +328,8 @@ def _evaluate_spec(
             row[name] = costs.get(name)
     if not verdict.feasible:
         row["reason"] = f"over budget: {', '.join(verdict.violations)} (rejected before training)"
+        if costed.retried:
+            row["reason"] += "; also over it with activation checkpointing in every stage"
         earlier = _find_seen(study, trial.number, row["spec_hash"])
         if earlier is not None:  # measured again (the cache): the verdict is today's
             row["reason"] += f"; same candidate as trial {earlier}"

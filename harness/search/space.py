@@ -278,6 +278,10 @@ class SearchSpace(_Node):
     pruner: Literal["median", "successive_halving", "hyperband", "none"] = "median"
     # training settings of every trial: TrainConfig keyword arguments (no seed)
     train: dict[str, Any] = Field(default_factory=dict)
+    # A candidate over a train_memory_mb budget (and no other) is costed again with
+    # activation checkpointing in every stage, and trains with it if it then fits; the row
+    # records the retry (``checkpoint_retried``). False: it is rejected as it is.
+    retry_with_checkpointing: bool = False
     sampler: str = "tpe"  # Optuna sampler, by name
     sampler_options: dict[str, Any] = Field(default_factory=dict)  # its keyword arguments
     # seeds the sampler and every trial's training (numpy's range of seeds)

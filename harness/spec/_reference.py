@@ -244,7 +244,8 @@ SECTIONS: list[tuple[str, str]] = [
         "Stages and blocks",
         "`stages:` is a list of stages; each repeats one `block` `depth` times (or lists "
         "`blocks`), the first block carrying the stage's strides. Any block type can be used "
-        "in any stage.",
+        "in any stage. A stage of transformer blocks may keep fewer tokens after one of its "
+        "blocks (`token_selection`).",
     ),
     ("Heads", "`head:` is one of these, chosen by `type`."),
     (
@@ -279,7 +280,13 @@ def _section_models(defs: dict[str, Schema]) -> list[list[str]]:
     return [
         ["ClipSpec"],
         [*union_members(spec["stem"]), "PoolSpec"],
-        ["StageSpec", *union_members(stage["block"]), "InceptionBranches"],
+        [
+            "StageSpec",
+            *union_members(stage["block"]),
+            "InceptionBranches",
+            "TokenSelectionSpec",
+            "RelevanceScoreSpec",
+        ],
         union_members(spec["head"]),
         [
             "InputSpec",

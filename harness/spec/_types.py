@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    model_serializer,
+)
 
 __all__ = [
     "Act",
@@ -27,6 +36,21 @@ class Node(BaseModel):
     """Base of every spec node: immutable, unknown keys rejected."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    # Keys added to the language after specs were stored and hashed: a dump (and so the
+    # spec hash) leaves each out while it holds its default, so every earlier hash, cached
+    # cost and results row stays valid. ``tests/spec/test_hash.py`` pins the zoo's hashes.
+    late_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_late_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            fields = type(self).model_fields
+            for key in self.late_keys & data.keys():
+                if getattr(self, key) == fields[key].default:
+                    del data[key]
+        return data
 
 
 def _triple(value: Any) -> Any:

@@ -14,9 +14,11 @@ clip checks apply. Attention types:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from harness.spec._types import (
     KernelTriple,
@@ -33,8 +35,11 @@ __all__ = [
     "FrameTokensBlockSpec",
     "MViTBlockSpec",
     "PatchStemSpec",
+    "RelevanceScoreSpec",
     "TokenHeadSpec",
+    "TokenSelectionSpec",
     "TransformerBlockSpec",
+    "kept_count",
 ]
 
 AttentionScope = Literal["joint", "space", "time", "factorized_dot_product"]
@@ -126,6 +131,11 @@ class TransformerBlockSpec(_TokenBlock):
     mlp_ratio: PositiveFloat = 4.0  # hidden width of the MLP / width
     qkv_bias: bool = True  # bias of the query, key and value projections
     time_proj: bool = False  # TimeSformer's extra linear layer after temporal attention
+    # Stochastic depth (Huang et al. 2016): each residual branch is dropped for a whole
+    # clip with this probability while training (and the kept ones scaled by 1 / (1 - p)).
+    drop_path: Number = Field(0.0, ge=0, lt=1)
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"drop_path"})
 
 
 class FrameTokensBlockSpec(_TokenBlock):
@@ -161,6 +171,9 @@ class MViTBlockSpec(_TokenBlock):
     q_pool: Literal["strided", "always"] = "strided"  # v1: only where strided; v2: always
     dim_change: Literal["mlp", "attention"] = "mlp"  # where the width grows (v1 / v2)
     residual_pool: bool = False  # v2: add the pooled queries to the attention output
+    drop_path: Number = Field(0.0, ge=0, lt=1)  # stochastic depth, as in transformer blocks
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"drop_path"})
 
 
 class TokenHeadSpec(Node):
@@ -170,3 +183,74 @@ class TokenHeadSpec(Node):
     pool: Literal["cls", "mean"] = "cls"  # the class token, or the mean of the tokens
     norm: bool = True  # final layer norm
     dropout: Number = Field(0.0, ge=0, lt=1)  # before the linear layer
+
+
+class RelevanceScoreSpec(Node):
+    """A learned relevance score per patch location, for ``token_selection`` ``topk``::
+
+        c[t, p] = token[t, p] - mean of token[u, p], |u - t| <= window // 2 (u in the clip)
+        s[t, p] = head(token[t, p] (, c[t, p] when window > 1))
+                                               linear: norm -> D (2D) -> 1
+                                               mlp:    norm -> D (2D) -> D/4 -> GELU -> 1
+        score[p] = sum_t w_t s[t, p],  w_t ~ exp(-recency (T - 1 - t))
+
+    The temporal context ``c`` is how much the token changes around its frame: with it, a
+    head can rank moving content above a static background.
+    """
+
+    type: Literal["linear", "mlp"] = "linear"  # the score head (harness.compiler.select)
+    window: OddInt = 1  # frames of the temporal context each token is scored with (1: none)
+    recency: Number = Field(default=0.0, ge=0, le=10)  # 0: frames alike; > 0: later ones more
+
+
+SelectionMethod = Literal["topk", "merge"]
+Extent = tuple[int, int, int]
+
+
+def kept_count(keep_ratio: float, n: int) -> int:
+    """round(keep_ratio n), halves up, at least 1 (and at most n)."""
+    return min(n, max(1, math.floor(keep_ratio * n + 0.5)))
+
+
+# (frames, height, width) of the patch grid after each method: topk keeps k locations of
+# every frame, as a k x 1 grid; merge keeps the locations of fewer frames.
+_KEPT: dict[str, Callable[[float, Extent], Extent]] = {
+    "topk": lambda ratio, e: (e[0], kept_count(ratio, e[1] * e[2]), 1),
+    "merge": lambda ratio, e: (kept_count(ratio, e[0]), e[1], e[2]),
+}
+
+
+class TokenSelectionSpec(Node):
+    """Fewer tokens for the rest of a stage of transformer blocks (``stages.N.token_selection``).
+
+    Runs after the stage's first ``after`` blocks; the blocks after it, later stages and the
+    head see the smaller grid, and so do FLOPs and memory. Class tokens are always kept.
+
+    - ``topk``: keeps ``round(keep_ratio H W)`` patch locations, the same ones in every frame
+      (so every attention scope still applies), the highest by a learned relevance
+      ``score``, in their original order. Trained through a straight-through gate.
+    - ``merge``: ``round(keep_ratio T)`` frames are left: the most similar pair of adjacent
+      frames (cosine of their mean tokens) is averaged, again and again (ToMe over time).
+    """
+
+    after: PositiveInt  # blocks of the stage before the selection (1 to blocks - 1)
+    method: SelectionMethod = "topk"  # topk: patch locations; merge: adjacent frames
+    keep_ratio: Number = Field(gt=0, le=1)  # share kept: of the locations (topk), frames (merge)
+    # topk only: the relevance score (default: a linear head, no temporal context or recency).
+    score: RelevanceScoreSpec | None = Field(None, validate_default=True)
+
+    @field_validator("score")
+    @classmethod
+    def _score_for_topk(
+        cls, score: RelevanceScoreSpec | None, info: ValidationInfo
+    ) -> RelevanceScoreSpec | None:
+        method = info.data.get("method")
+        if method == "merge" and score is not None:
+            raise ValueError("method 'merge' compares frames and has no 'score' (a topk key)")
+        if method == "topk" and score is None:
+            return RelevanceScoreSpec()
+        return score
+
+    def kept(self, extent: Extent) -> Extent:
+        """The (frames, height, width) patch grid left of ``extent``."""
+        return _KEPT[self.method](self.keep_ratio, extent)

@@ -9,10 +9,11 @@ device) stay apart from the architecture and out of the spec hash.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
+    BeforeValidator,
     Field,
     PrivateAttr,
     WithJsonSchema,
@@ -26,13 +27,14 @@ from harness.spec._types import (
     KernelTriple,
     Node,
     Norm,
+    NotBool,
     Number,
     PadTriple,
     PositiveFloat,
     PositiveInt,
     Triple,
 )
-from harness.spec.attention import PatchStemSpec, TokenHeadSpec
+from harness.spec.attention import PatchStemSpec, TokenHeadSpec, TokenSelectionSpec
 from harness.spec.blocks import BlockSpec
 from harness.spec.pathways import InputSpec, JoinSpec, LateralSpec, SegmentsSpec
 
@@ -117,6 +119,10 @@ class StageSpec(Node):
     temporal_stride: PositiveInt = 1  # stride of the first block over time
     spatial_stride: PositiveInt = 1  # stride of the first block over height and width
     pool: PoolSpec | None = None  # pooling after the last block (C3D, I3D's pool1)
+    # Transformer stages: fewer tokens after the first ``after`` blocks (top-k or merge).
+    token_selection: TokenSelectionSpec | None = None
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"token_selection"})
 
     @model_validator(mode="after")
     def _check(self) -> StageSpec:
@@ -182,6 +188,12 @@ class FeaturesHeadSpec(Node):
 HeadSpec = Annotated[
     ClassifierHeadSpec | FeaturesHeadSpec | TokenHeadSpec, Field(discriminator="type")
 ]
+
+
+def _one_stage_or_many(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    return value
 
 
 def _factor(name: str, symbol: str, doc: str) -> Any:
@@ -309,6 +321,29 @@ class ModelSpec(Node):
     classes: PositiveInt = 400  # runtime default: number of classes the head predicts
     # Figures the spec must reproduce (``harness zoo --check``); never inherited by ``base``.
     published: PublishedSpec | None = None
+    # Runtime: stages whose blocks recompute their activations in the backward pass instead
+    # of keeping them (activation checkpointing): less training memory for one more forward
+    # pass, the same outputs and gradients. true: every stage; a list: those stage indices
+    # (of every pathway). Not in the spec hash; in a training run's identity.
+    activation_checkpoint: Annotated[
+        bool | tuple[Annotated[int, Field(ge=0, le=63), NotBool], ...],
+        BeforeValidator(_one_stage_or_many),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "boolean"},
+                    {"type": "integer", "minimum": 0, "maximum": 63},
+                    {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 0, "maximum": 63},
+                        "maxItems": 64,
+                    },
+                ]
+            }
+        ),
+    ] = False
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"activation_checkpoint"})
 
     # Where each key came from (set by the loader; used to point compile errors at lines).
     _origin: Any = PrivateAttr(default=None)
@@ -357,11 +392,32 @@ class ModelSpec(Node):
                 return True
         return False
 
+    def checkpointed_stages(self) -> frozenset[int]:
+        """Indices of the stages whose blocks checkpoint their activations (every pathway's
+        stage at that index)."""
+        setting = self.activation_checkpoint
+        if setting is True:
+            return frozenset(range(max(len(p.stages) for p in self.get_pathways())))
+        return frozenset(setting or ())
+
     def architecture(self) -> dict[str, Any]:
         """The fields that define the network (what the spec hash covers)."""
         keys = {k for k in _CORE_KEYS if getattr(self, k) not in (None, ())}
         keys |= {k for k in _OPTIONAL_KEYS if getattr(self, k) not in (None, ())}
         return self.model_dump(mode="json", include=keys)
+
+
+def _check_checkpoint(spec: ModelSpec) -> None:
+    setting = spec.activation_checkpoint
+    if isinstance(setting, bool):
+        return
+    count = max(len(p.stages) for p in spec.get_pathways())
+    for j, index in enumerate(setting):
+        if index >= count:
+            raise SpecError(
+                f"stage {index} does not exist (stages 0..{count - 1})",
+                path=("activation_checkpoint", j),
+            )
 
 
 def _check_pathway(spec: ModelSpec, index: int, names: set[str]) -> None:
@@ -442,3 +498,4 @@ def check_references(spec: ModelSpec) -> None:
     for i in range(len(spec.laterals)):
         _check_lateral(spec, i)
     _check_join(spec)
+    _check_checkpoint(spec)

@@ -113,15 +113,20 @@ def _clip(spec: ModelSpec, fidelity: Fidelity, data: DataSpec) -> ClipSpec:
     )
 
 
-def _identity(hash_: str, data: DataSpec, config: TrainConfig, fidelity: Fidelity) -> str:
+def _identity(spec: ModelSpec, data: DataSpec, config: TrainConfig, fidelity: Fidelity) -> str:
+    """What a checkpoint must match to be resumed: the architecture, the data and the
+    training recipe (the settings, the fidelity, and activation checkpointing)."""
     settings = config.identity()
     settings.pop("device")  # NOTE: a run may resume on another device
-    parts = {
-        "spec": hash_,
+    parts: dict[str, Any] = {
+        "spec": spec_hash(spec),
         "data": data.model_dump(mode="json", exclude={"cache_dir"}),
         "config": settings,
         "fidelity": fidelity.model_dump(mode="json", exclude={"epochs"}),
     }
+    checkpointed = spec.checkpointed_stages()
+    if checkpointed:  # NOTE: only when set, so that earlier runs still resume
+        parts["activation_checkpoint"] = sorted(checkpointed)
     return json.dumps(parts, sort_keys=True)
 
 
@@ -252,7 +257,7 @@ def create_run(
         ctx=ctx,
         data=data_spec,
         spec_hash=hash_,
-        identity=_identity(hash_, data_spec, config, fidelity),
+        identity=_identity(loaded, data_spec, config, fidelity),
         model=model,
         net=net,
         optimizer=create_optimizer(model, config),

@@ -100,7 +100,7 @@ def test_dry_run_reproduces_x3d_family(name: str) -> None:
         (["--order", "frames"], "--order: after 1 steps the cost is"),
         (
             ["--cost", "flops"],
-            "--cost: unknown cost 'flops'; known: gflops, gflops_all, params, train_memory",
+            "--cost: unknown cost 'flops'; known: gflops, gflops_all, train_gflops, params",
         ),
         (["--target-params", "1e6"], "give exactly one of --target-gflops, --target-params"),
         (["--latency-threads", "0"], "--latency-threads: must be at least 1, got 0"),

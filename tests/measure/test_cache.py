@@ -85,9 +85,8 @@ def test_precheck_is_computed_once_per_key(tmp_path: Path, monkeypatch: pytest.M
 def test_describe_model_caches_training_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.report as report_module
-
-    estimates = _count_calls(monkeypatch, report_module, "estimate_train_memory")
+    # The report's training step is the cost room's pre-check: one simulation per setting.
+    estimates = _count_calls(monkeypatch, precheck_module, "_simulate")
     cache = CostCache(tmp_path)
     first = describe_model("tiny_c2d", batch=2, cache=cache)
     again = describe_model("tiny_c2d", batch=2, cache=cache)

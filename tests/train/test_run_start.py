@@ -69,3 +69,19 @@ def test_starting_afresh_sets_the_earlier_run_aside(tmp_path: Path) -> None:
     assert all(p.is_file() and p.parent == tmp_path for p in aside)
     (metrics,) = [p for p in aside if p.name.startswith("metrics.jsonl")]
     assert metrics.read_text() == before  # kept, never overwritten
+
+
+def test_a_checkpointed_run_trains_the_plain_weights_under_another_recipe(tmp_path: Path) -> None:
+    from harness.spec import load_spec
+
+    starts: list[RunStart] = []
+    plain = _train(tmp_path / "plain", starts)
+    spec = load_spec("tiny_c2d", activation_checkpoint=True)
+    checked = train(spec, DATA, config=CONFIG, fidelity=FIDELITY, out_dir=tmp_path / "plain",
+                    on_start=starts.append, resume="replace")  # fmt: skip
+    # The same architecture, and the same weights: recomputation changes no gradient.
+    assert checked.spec_hash == plain.spec_hash
+    assert checked.weights_digest == plain.weights_digest
+    assert checked.history[0]["train_loss"] == plain.history[0]["train_loss"]
+    # But another training recipe: the plain run's checkpoint is not continued.
+    assert starts[1].resumed_epochs == 0 and starts[1].set_aside

@@ -25,6 +25,7 @@ from torch import get_num_threads, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from harness.compiler.blocks._registry import BLOCKS
+from harness.compiler.layers import create_drop_path
 from harness.compiler.plan import Grid
 from harness.compiler.tokens import TokenGrid, create_positions
 from harness.errors import SpecError
@@ -149,29 +150,34 @@ SCOPES.register("factorized_dot_product")(FactorizedDotProduct)
 
 
 class Residual(nn.Module):
-    """x + scope(norm(x))."""
+    """x + drop_path(scope(norm(x)))."""
 
-    def __init__(self, dim: int, scope: nn.Module) -> None:
+    def __init__(self, dim: int, scope: nn.Module, drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.scope = scope
+        self.drop_path = create_drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.scope(self.norm(x))
+        return x + self.drop_path(self.scope(self.norm(x)))
 
 
 class TransformerBlock(nn.Module):
-    """Attention sub-layers, each x + scope(norm(x)), then x + mlp(norm(x))."""
+    """Attention sub-layers, each x + scope(norm(x)), then x + mlp(norm(x)) (each branch
+    dropped by stochastic depth while training, when its rate is above zero)."""
 
-    def __init__(self, layers: list[nn.Module], dim: int, hidden: int) -> None:
+    def __init__(
+        self, layers: list[nn.Module], dim: int, hidden: int, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         self.layers = nn.Sequential(*layers)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, hidden)
+        self.drop_path = create_drop_path(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(x)
-        return x + self.mlp(self.norm(x))
+        return x + self.drop_path(self.mlp(self.norm(x)))
 
 
 @BLOCKS.register("transformer")
@@ -196,8 +202,8 @@ def create_transformer_block(
             )
         post = nn.Linear(dim_in, dim_in) if spec.time_proj and scope == "time" else nn.Identity()
         attn = Attention(dim_in, spec.heads, qkv_bias=spec.qkv_bias)
-        layers.append(Residual(dim_in, SCOPES.get(scope)(attn, tokens, post)))
-    return TransformerBlock(layers, dim_in, int(dim_in * spec.mlp_ratio))
+        layers.append(Residual(dim_in, SCOPES.get(scope)(attn, tokens, post), spec.drop_path))
+    return TransformerBlock(layers, dim_in, int(dim_in * spec.mlp_ratio), spec.drop_path)
 
 
 class FrameTokens(nn.Module):

@@ -18,6 +18,7 @@ from torch import nn
 
 from harness.compiler.blocks._registry import BLOCKS
 from harness.compiler.blocks.attention import Mlp, attend, split_heads
+from harness.compiler.layers import create_drop_path
 from harness.compiler.plan import Grid
 from harness.spec.attention import MViTBlockSpec
 
@@ -97,8 +98,10 @@ class MViTBlock(nn.Module):
         mlp_ratio: float,
         skip: nn.Module,
         early_proj: bool,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
+        self.drop_path = create_drop_path(drop_path)
         self.norm1 = nn.LayerNorm(dim_in, eps=1e-6)
         self.attn = attn
         self.skip = skip
@@ -111,10 +114,10 @@ class MViTBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_norm = self.norm1(x)
         shortcut = self.early_proj(x_norm) if self.early_proj is not None else x
-        x = self.skip(shortcut.unsqueeze(1)).squeeze(1) + self.attn(x_norm)
+        x = self.skip(shortcut.unsqueeze(1)).squeeze(1) + self.drop_path(self.attn(x_norm))
         x_norm = self.norm2(x)
         shortcut = self.late_proj(x_norm) if self.late_proj is not None else x
-        return shortcut + self.mlp(x_norm)
+        return shortcut + self.drop_path(self.mlp(x_norm))
 
 
 @BLOCKS.register("mvit")
@@ -147,4 +150,5 @@ def create_mvit_block(
         mlp_ratio=spec.mlp_ratio,
         skip=skip,
         early_proj=early,
+        drop_path=spec.drop_path,
     )
