@@ -161,6 +161,8 @@ BENCHES = (
     Bench("precheck", ("bench_precheck.py", "--json"), ("--quick",), _precheck),
     Bench("attention", ("bench_attention.py", "--json"), ("--quick",), _attention),
     Bench("data", ("bench_data.py", "--json"), ("--rounds", "2"), _generic),
+    Bench("checkpoint", ("bench_checkpoint.py", "--json"), ("--quick",), _generic),
+    Bench("localization", ("bench_localization.py", "--json"), ("--quick",), _generic),
     Bench("synthetic", ("bench_synthetic.py", "--json"), ("--epochs", "2"), _generic),
     Bench(
         "search_overhead",

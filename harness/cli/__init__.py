@@ -14,7 +14,17 @@ import typer
 # and the like inside the functions that use them: help then takes a fraction of a second
 # instead of seconds (tests/cli/test_lazy_imports.py holds that line).
 import harness.cli._data  # noqa: F401  (registers `harness data` on import)
-from harness.cli import _dashboard, _expand, _export, _models, _search, _storage, _train
+from harness.cli import (
+    _dashboard,
+    _expand,
+    _export,
+    _features,
+    _localization,
+    _models,
+    _search,
+    _storage,
+    _train,
+)
 from harness.cli._app import app
 from harness.errors import HarnessError, Interrupted
 
@@ -27,6 +37,8 @@ _search.register(app)
 _export.register(app)
 _expand.register(app)
 _storage.register(app)
+_localization.register(app)
+_features.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from harness.cli._app import app
+from harness.cli._features import export_untrimmed_command
 from harness.errors import SpecError
 
 __all__ = ["data_app"]
@@ -25,23 +26,52 @@ Opt = typer.Option
 @data_app.command("export")
 def export_command(
     source: Annotated[
-        str, typer.Argument(metavar="SOURCE", help="synthetic[:ci|tiny|small|large] or its YAML.")
+        str,
+        typer.Argument(
+            metavar="SOURCE",
+            help="synthetic[:ci|tiny|small|large], synthetic-untrimmed[:tiny|small], or a YAML.",
+        ),
     ],
     out: Annotated[Path, typer.Argument(metavar="DIR", help="A new or empty folder.")],
-    clips: Annotated[int, Opt("--clips", help="Training videos per class.")] = 16,
+    clips: Annotated[
+        int | None,
+        Opt("--clips", help="Training videos per class (default 16; untrimmed: in all)."),
+    ] = None,
     val_clips: Annotated[
-        int | None, Opt("--val-clips", help="Validation videos per class (default clips/4).")
+        int | None,
+        Opt(
+            "--val-clips", help="Validation videos per class (default clips/4; untrimmed: in all)."
+        ),
     ] = None,
     classes: Annotated[
         int | None, Opt("--classes", help="The first K classes (default: all of the size's).")
     ] = None,
     size: Annotated[int, Opt("--size", help="Frame width and height, pixels (even).")] = 64,
-    fps: Annotated[int, Opt("--fps", help="Frame rate written into the files.")] = 25,
+    fps: Annotated[
+        int | None, Opt("--fps", help="Frame rate of the files (default 25; untrimmed: its own).")
+    ] = None,
     seed: Annotated[int | None, Opt("--seed", help="Benchmark seed (default: 0).")] = None,
 ) -> None:
-    """Write the synthetic benchmark as .mp4 files in class folders (DIR/{train,val}/CLASS)."""
+    """Write the synthetic benchmark as .mp4 files in class folders (DIR/{train,val}/CLASS);
+    the untrimmed one as DIR/videos/VIDEO.mp4, DIR/annotations.json and DIR/thumos14/."""
     from harness.data.export import export_synthetic
     from harness.data.spec import SyntheticDataSpec, load_data_spec
+    from harness.localization.untrimmed import is_untrimmed_name
+
+    if is_untrimmed_name(source):
+        export_untrimmed_command(
+            source,
+            out,
+            clips=clips,
+            val_clips=val_clips,
+            classes=classes,
+            size=size,
+            fps=fps,
+            seed=seed,
+        )
+        return
+    clips = 16 if clips is None else clips
+    fps = 25 if fps is None else fps
 
     if not (source == "synthetic" or source.startswith("synthetic:") or source.endswith(".yaml")):
         raise SpecError(

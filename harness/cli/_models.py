@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -47,6 +47,14 @@ Compile = Annotated[bool, typer.Option("--compile", help="Time torch.compile(mod
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Recompute costs instead of reading the cache.")
 ]
+Checkpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        help="Activation checkpointing: all, none, or stage indices (0,2,3); default: the "
+        "spec's. With --batch, the step is also shown without it.",
+    ),
+]
 
 CLI = "<command line>"
 
@@ -72,6 +80,30 @@ def _positive(name: str, value: int | None) -> None:
             else error["msg"].lower()
         )
         raise SpecError(f"{reason}, got {value:,}", path=(name,), file=CLI) from None
+
+
+def _with_checkpoint(spec: Any, option: str | None) -> Any:
+    """``spec`` with the ``--checkpoint`` setting (all, none, or stage indices)."""
+    from harness.spec.schema import check_references
+
+    if option is None:
+        return spec
+    words: dict[str, bool | tuple[int, ...]] = {"all": True, "none": False}
+    try:
+        setting = words.get(option.strip().lower())
+        if setting is None:
+            setting = tuple(int(part) for part in option.split(",") if part.strip())
+    except ValueError:
+        raise SpecError(
+            f"'{option}' is not all, none or stage indices such as 0,2,3",
+            path=("--checkpoint",), file=CLI,
+        ) from None  # fmt: skip
+    changed = spec.model_copy(update={"activation_checkpoint": setting})
+    try:
+        check_references(changed)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=("--checkpoint",), file=CLI) from None
+    return changed
 
 
 def _check_costs(
@@ -134,6 +166,11 @@ def _mib(n: int) -> str:
 
 def _print_costs(report: ModelReport) -> None:
     memory, latency = report.train_memory, report.latency
+    if report.train_gflops is not None:
+        console.print(
+            f"{COSTS['train_gflops'].label} per clip: {report.train_gflops:.3f} (forward, "
+            "a backward of twice it, and any forward that checkpointing recomputes)"
+        )
     if memory is not None:
         where = f"batch {memory.batch}, {memory.device}, {memory.precision}, {memory.optimizer}"
         if memory.peak_bytes is None:
@@ -183,14 +220,23 @@ def compile_command(
     channels_last: ChannelsLast = False,
     compile: Compile = False,
     no_cache: NoCache = False,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Compile a spec and print its per-stage shapes, parameters and GFLOPs.
 
-    With --batch, also the peak memory of a training step; with --latency, inference and
-    forward+backward times. Costs are cached by spec hash (see harness.measure.cache).
+    With --batch, also the peak memory and the FLOPs of a training step; with --latency,
+    inference and forward+backward times. With activation checkpointing (the spec's or
+    --checkpoint) and --batch, the same step without it beside. Costs are cached by spec
+    hash (see harness.measure.cache).
     """
+    from harness.localization.costs import is_localization_ref
     from harness.measure import CostCache
     from harness.report import LatencyOptions, describe_model
+    from harness.spec import load_spec
+
+    if is_localization_ref(spec):
+        _compile_localizer(spec, classes, as_json)
+        return
 
     for name, value in (
         ("--frames", frames),
@@ -202,8 +248,9 @@ def compile_command(
         _positive(name, value)
     _check_costs(batch, latency, device, precision, memory, optimizer)
     timing = LatencyOptions(threads, channels_last, compile) if latency else None
+    loaded = _with_checkpoint(load_spec(spec), checkpoint)
     report = describe_model(
-        spec,
+        loaded,
         frames=frames,
         size=size,
         classes=classes,
@@ -215,10 +262,83 @@ def compile_command(
         optimizer=optimizer,
         cache=None if no_cache else CostCache(),
     )
+    plain = None
+    if batch is not None and report.activation_checkpoint:
+        plain = _plain_step(loaded, report, optimizer, precision, device, no_cache)
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
-    else:
-        _print_report(report)
+        typer.echo(json.dumps({**report.to_json(), **(plain or {})}))
+        return
+    _print_report(report)
+    if plain is not None:
+        _print_checkpointing(report, plain)
+
+
+def _compile_localizer(ref: str, classes: int | None, as_json: bool) -> None:
+    """A localization spec's costs per window: parameters and GFLOPs (with its backbone)."""
+    from harness.localization.costs import count_localizer, load_localization_spec
+
+    spec = load_localization_spec(ref)
+    costs = count_localizer(spec, classes=classes)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "name": spec.name,
+                    "task": spec.task,
+                    **asdict(costs),
+                    "gflops": costs.gflops,
+                    "total_gflops": costs.total_gflops,
+                }
+            )
+        )
+        return  # fmt: skip
+    head = spec.head.type if spec.neck is None else f"{spec.neck.type} + {spec.head.type}"
+    console.print(
+        f"{spec.name} (localization, {head}): a window of {spec.input.steps} feature steps of "
+        f"{spec.input.width} channels"
+    )
+    console.print(f"parameters {costs.params:,} trainable; fixed buffers {costs.buffer_values:,} "
+                  "values")  # fmt: skip
+    console.print(f"GFLOPs per window {costs.gflops:.4f} (1 multiply-add = 1 FLOP, meta tensors)")
+    if spec.input.backbone is not None:
+        console.print(
+            f"with its backbone {spec.input.backbone} ({spec.input.steps} clips of "
+            f"{spec.input.window} frames): {costs.total_gflops:.3f} GFLOPs per window"
+        )
+
+
+def _plain_step(
+    spec: Any, report: ModelReport, optimizer: str, precision: str, device: str, no_cache: bool
+) -> dict[str, float]:
+    """The simulated training step of ``spec`` without activation checkpointing."""
+    from harness.costs import CostRequest, measure_costs
+    from harness.measure import CostCache
+
+    assert report.train_memory is not None, "a batch was given"
+    _, frames, size, _ = report.input_shape
+    request = CostRequest(
+        frames=frames, size=size, classes=report.classes, batch=report.train_memory.batch,
+        optimizer=optimizer, precision=precision, device=device,
+    )  # fmt: skip
+    plain = spec.model_copy(update={"activation_checkpoint": False})
+    row = measure_costs(plain, request, cache=None if no_cache else CostCache())
+    return {
+        "plain_train_memory_mb": float(row.values["train_memory_mb"]),
+        "plain_train_gflops": float(row.values["train_gflops"]),
+    }
+
+
+def _print_checkpointing(report: ModelReport, plain: dict[str, float]) -> None:
+    memory = report.train_memory
+    assert memory is not None and memory.peak_mb is not None and report.train_gflops is not None
+    stages = ", ".join(str(i) for i in report.activation_checkpoint)
+    before, flops = plain["plain_train_memory_mb"], plain["plain_train_gflops"]
+    console.print(
+        f"activation checkpointing (stages {stages}): training step {memory.peak_mb:,.1f} MiB "
+        f"vs {before:,.1f} MiB without ({memory.peak_mb / before:.2f}x), "
+        f"{report.train_gflops:.3f} vs {flops:.3f} training GFLOPs "
+        f"({report.train_gflops / flops:.2f}x)  (without: meta_simulation)"
+    )
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,16 @@ SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def fill_from_preset(data: Any, presets: Mapping[str, Mapping[str, Any]]) -> Any:
+    """Raw data of a built-in benchmark with its preset's values (``small`` by default)
+    under the keys it gives itself."""
+    if isinstance(data, Mapping):
+        preset = data.get("preset", "small")
+        if preset in presets:
+            data = {**presets[preset], **data}
+    return data
+
+
 class SyntheticDataSpec(_DataBase):
     """The built-in benchmark: procedurally rendered videos of moving shapes.
 
@@ -144,11 +154,7 @@ class SyntheticDataSpec(_DataBase):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_preset(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            preset = data.get("preset", "small")
-            if preset in SYNTHETIC_PRESETS:
-                data = {**SYNTHETIC_PRESETS[preset], **data}
-        return data
+        return fill_from_preset(data, SYNTHETIC_PRESETS)
 
 
 class VideoDataSpec(_DataBase):
@@ -262,6 +268,13 @@ def _from_string(text: str) -> SyntheticDataSpec | VideoDataSpec:
     from harness.data.layouts import list_layouts
 
     file = "<data>"
+    if text.partition(":")[0] == "synthetic-untrimmed":  # harness.localization.untrimmed
+        raise SpecError(
+            f"'{text}' is the untrimmed (temporal localization) benchmark, not clips to "
+            "classify: use it with `harness features` or `harness data export`",
+            path=("data",),
+            file=file,
+        )
     if text == "synthetic" or text.startswith("synthetic:"):
         preset = text.partition(":")[2] or "small"
         if preset not in SYNTHETIC_PRESETS:

@@ -65,6 +65,20 @@ def test_table_shows_the_costs(tmp_path: Path) -> None:
     assert "(method: cpu_wall_clock)" in text
 
 
+def test_checkpointing_shows_the_step_with_and_without_it(tmp_path: Path) -> None:
+    table = run(*SMALL, "--batch", "4", "--checkpoint", "all", cache=tmp_path)
+    assert table.returncode == 0, table.stderr
+    text = " ".join(table.stdout.split())
+    assert "activation checkpointing (stages 0, 1, 2): training step" in text
+    assert "MiB without (0." in text and "training GFLOPs (1." in text
+    report = json.loads(run(*SMALL, "--batch", "4", "--checkpoint", "1", "--json",
+                            cache=tmp_path).stdout)  # fmt: skip
+    assert report["activation_checkpoint"] == [1]
+    assert report["train_memory_mb"] < report["plain_train_memory_mb"]
+    assert report["train_gflops"] > report["plain_train_gflops"]
+    assert report["plain_train_gflops"] == pytest.approx(3 * report["gflops"], rel=1e-12)
+
+
 CUDA_MISSING = "--device: CUDA was requested but this machine has no CUDA device"
 BAD = {
     "batch zero": (("--batch", "0"), "<command line>: --batch: must be at least 1, got 0"),
@@ -85,6 +99,14 @@ BAD = {
         "<command line>: --memory: unknown method 'guess'; known: auto, measure, estimate",
     ),
     "threads zero": (("--latency", "--threads", "0"), "--threads: must be at least 1, got 0"),
+    "checkpoint stage": (
+        ("--checkpoint", "0,5"),
+        "<command line>: --checkpoint: stage 5 does not exist (stages 0..2)",
+    ),
+    "checkpoint word": (
+        ("--checkpoint", "some"),
+        "<command line>: --checkpoint: 'some' is not all, none or stage indices such as 0,2,3",
+    ),
 }
 if not torch.cuda.is_available():
     BAD["cuda memory"] = (("--batch", "2", "--device", "cuda"), CUDA_MISSING)
