@@ -29,7 +29,13 @@ from harness.data.spec import SyntheticDataSpec
 from harness.data.synthetic import SyntheticVideos, list_synthetic_classes
 from harness.errors import SpecError
 
-__all__ = ["ExportSummary", "export_synthetic", "get_video_codec"]
+__all__ = [
+    "ExportSummary",
+    "check_frame_size",
+    "export_synthetic",
+    "get_video_codec",
+    "prepare_folder",
+]
 
 CODECS = ("h264", "mpeg4")  # in order of preference; both take yuv420p
 SPLIT_FOLDERS = ("train", "val")  # the folder layout's split names
@@ -66,13 +72,23 @@ def _check(clips: int, val_clips: int, size: int, fps: int) -> None:
     limits = {  # option: (value, least, most)
         "--clips": (clips, 1, None),
         "--val-clips": (val_clips, 1, None),
-        "--size": (size, 16, MAX_SIZE),
         "--fps": (fps, 1, MAX_FPS),
     }
     for option, (value, low, high) in limits.items():
-        if value < low or (high is not None and value > high):
-            bound = f"at least {low}" if value < low else f"at most {high}"
-            raise SpecError(f"must be {bound}, got {value}", path=(option,), file="<command line>")
+        _check_range(option, value, low, high)
+    check_frame_size(size)
+
+
+def _check_range(option: str, value: int, low: int, high: int | None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"at least {low}" if value < low else f"at most {high}"
+        raise SpecError(f"must be {bound}, got {value}", path=(option,), file="<command line>")
+
+
+def check_frame_size(size: int) -> None:
+    """``--size`` of an export: 16 to MAX_SIZE pixels, even (yuv420p halves the colour
+    planes); a one-line SpecError otherwise."""
+    _check_range("--size", size, 16, MAX_SIZE)
     if size % 2:
         raise SpecError(
             f"must be even (yuv420p halves the colour planes), got {size}",
@@ -81,7 +97,7 @@ def _check(clips: int, val_clips: int, size: int, fps: int) -> None:
         )
 
 
-def _prepare(root: Path) -> None:
+def prepare_folder(root: Path) -> None:
     """Create ``root`` (an empty or new folder), as a one-line error when it cannot be."""
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -168,7 +184,7 @@ def export_synthetic(
         )
     codec = get_video_codec()
     root = root.expanduser()
-    _prepare(root)
+    prepare_folder(root)
     spec = spec.model_copy(update={"classes": classes, "cache_dir": None})
     names = list_synthetic_classes(classes)
     counts = dict(zip(SPLIT_FOLDERS, (clips, val_clips), strict=True))

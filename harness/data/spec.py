@@ -117,6 +117,20 @@ SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def parse_preset(text: str, kind: str, presets: Mapping[str, Any]) -> str:
+    """The preset of ``KIND[:PRESET]`` (``small`` by default); a SpecError naming the known
+    ones otherwise."""
+    preset = text.partition(":")[2] or "small"
+    if preset not in presets:
+        known = list(presets)
+        raise SpecError(
+            f"unknown {kind} size '{preset}'{suggest(preset, known)}; known: {', '.join(known)}",
+            path=("data",),
+            file="<data>",
+        )
+    return preset
+
+
 def fill_from_preset(data: Any, presets: Mapping[str, Mapping[str, Any]]) -> Any:
     """Raw data of a built-in benchmark with its preset's values (``small`` by default)
     under the keys it gives itself."""
@@ -276,15 +290,7 @@ def _from_string(text: str) -> SyntheticDataSpec | VideoDataSpec:
             file=file,
         )
     if text == "synthetic" or text.startswith("synthetic:"):
-        preset = text.partition(":")[2] or "small"
-        if preset not in SYNTHETIC_PRESETS:
-            known = list(SYNTHETIC_PRESETS)
-            raise SpecError(
-                f"unknown synthetic size '{preset}'{suggest(preset, known)}; "
-                f"known: {', '.join(known)}",
-                path=("data",),
-                file=file,
-            )
+        preset = parse_preset(text, "synthetic", SYNTHETIC_PRESETS)
         return _validate({"type": "synthetic", "preset": preset}, file)
     prefix, sep, rest = text.partition(":")
     if sep and prefix in list_layouts():

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data.export import _prepare, get_video_codec, write_clip
-from harness.errors import SpecError
+from harness.data.export import check_frame_size, get_video_codec, prepare_folder, write_clip
 from harness.localization.untrimmed import SyntheticUntrimmed, UntrimmedDataSpec
 from harness.localization.videos import (
     ANNOTATIONS_NAME,
@@ -31,7 +30,6 @@ __all__ = ["THUMOS_FOLDER", "UntrimmedExport", "export_untrimmed"]
 
 THUMOS_FOLDER = "thumos14"  # the THUMOS14-style lists of an exported folder
 CHUNK = 64  # frames rendered at once (a frame is rendered in float32)
-MAX_SIZE = 2048  # frame width and height, pixels
 
 
 @dataclass(frozen=True)
@@ -58,15 +56,10 @@ def export_untrimmed(spec: UntrimmedDataSpec, root: Path, *, size: int = 64) -> 
     Raises:
         SpecError: a bad size, or a folder that cannot be written.
     """
-    if not 16 <= size <= MAX_SIZE or size % 2:
-        raise SpecError(
-            f"must be even and 16 to {MAX_SIZE}, got {size}",
-            path=("--size",),
-            file="<command line>",
-        )
+    check_frame_size(size)
     codec = get_video_codec()
     root = root.expanduser()
-    _prepare(root)
+    prepare_folder(root)
     source = SyntheticUntrimmed(spec)
     folder = root / VIDEOS_FOLDER
     folder.mkdir()

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 # NOTE: the scene and the motions are the recognition benchmark's own, so that an action
 # here looks exactly as a clip of its class does there.
-from harness.data.spec import fill_from_preset
+from harness.data.spec import fill_from_preset, parse_preset
 from harness.data.synthetic import (
     MOTIONS,
     SPLITS,
@@ -49,7 +49,6 @@ from harness.data.synthetic import (
 from harness.errors import SpecError
 from harness.localization._source import UntrimmedSource, UntrimmedVideo, get_subset
 from harness.localization.evaluate import Instance
-from harness.registry import suggest
 from harness.spec import Document, Integer, Number, error_message, error_path, load_yaml_file
 
 __all__ = [
@@ -208,15 +207,7 @@ def load_untrimmed_spec(
         return _validate({"type": UNTRIMMED_KIND, **data}, "<data>")
     text = str(data).strip()
     if text == UNTRIMMED_KIND or text.startswith(f"{UNTRIMMED_KIND}:"):
-        preset = text.partition(":")[2] or "small"
-        if preset not in UNTRIMMED_PRESETS:
-            known = list(UNTRIMMED_PRESETS)
-            raise SpecError(
-                f"unknown {UNTRIMMED_KIND} size '{preset}'{suggest(preset, known)}; "
-                f"known: {', '.join(known)}",
-                path=("data",),
-                file="<data>",
-            )
+        preset = parse_preset(text, UNTRIMMED_KIND, UNTRIMMED_PRESETS)
         return _validate({"type": UNTRIMMED_KIND, "preset": preset}, "<data>")
     doc = load_yaml_file(text)
     if not isinstance(doc.data, dict):
