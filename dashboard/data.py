@@ -38,8 +38,8 @@ from harness.results import (
 )
 
 __all__ = [
-    "ACCURACY_COLUMNS",
     "COST_COLUMNS",
+    "METRIC_COLUMNS",
     "STATES",
     "Filters",
     "Store",
@@ -65,7 +65,15 @@ __all__ = [
     "study_budgets",
 ]
 
-ACCURACY_COLUMNS = {"top1": "top-1", "top5": "top-5", "mean_class_acc": "mean class accuracy"}
+# What training measures (harness.search.space.METRICS): a recognizer's accuracies and a
+# localizer's detection mAP, all fractions in [0, 1], higher is better.
+METRIC_COLUMNS = {
+    "top1": "top-1",
+    "top5": "top-5",
+    "mean_class_acc": "mean class accuracy",
+    "average_mAP": "average mAP",
+    "mAP_50": "mAP@0.5",
+}
 # The cost room's table (harness.costs): the deployed network's costs, then the trained ones.
 COST_COLUMNS = {name: cost.label for name, cost in COSTS.items()} | {
     f"{TRAINED}{name}": f"{cost.label}, as trained" for name, cost in COSTS.items()
@@ -74,7 +82,7 @@ COST_COLUMNS = {name: cost.label for name, cost in COSTS.items()} | {
 
 def column_label(column: str) -> str:
     """A readable name for a result column (``top1`` -> ``top-1``, ``gflops`` -> ``GFLOPs``)."""
-    return {**ACCURACY_COLUMNS, **COST_COLUMNS}.get(column, column)
+    return {**METRIC_COLUMNS, **COST_COLUMNS}.get(column, column)
 
 
 _TEXT = [
@@ -106,7 +114,7 @@ _TEXT = [
     "parent",
 ]
 _NUMBER = [
-    *ACCURACY_COLUMNS,
+    *METRIC_COLUMNS,
     *COST_COLUMNS,
     *["fidelity_subset", "train_seconds", "eval_seconds", "overhead_seconds", "duration_seconds"],
 ]

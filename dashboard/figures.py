@@ -57,7 +57,7 @@ def axis_title(column: str) -> str:
 
 def value_format(column: str) -> str:
     """d3 format of a column's values: accuracy is a fraction, shown as a percentage."""
-    return ".1%" if column in data.ACCURACY_COLUMNS else ".4g"
+    return ".1%" if column in data.METRIC_COLUMNS else ".4g"
 
 
 def percent_tickformat(values: Iterable[float], *, max_ticks: int = 10) -> str:
@@ -97,7 +97,7 @@ def percent_ticks(values: Iterable[float], *, n: int = 6) -> tuple[list[float], 
 
 
 def _axes(fig: go.Figure, x: str, y: str, y_values: Iterable[float] = ()) -> None:
-    percent = y in data.ACCURACY_COLUMNS
+    percent = y in data.METRIC_COLUMNS
     fig.update_layout(
         xaxis={"title": axis_title(x)},
         yaxis={
@@ -577,21 +577,23 @@ def plot_parallel_coordinates(axes: list[Axis]) -> go.Figure:
 
 
 def plot_training_curves(history: pd.DataFrame) -> go.Figure:
-    """Training loss (left axis) and validation accuracy (right axis) per epoch."""
+    """Training loss (left axis) and the validation metrics (right axis) per epoch:
+    top-1 and top-5, or a localizer's average mAP and mAP@0.5."""
     fig = go.Figure()
-    accuracy = [v for c in ("top1", "top5") if c in history for v in history[c]]
+    shown = [c for c in ("top1", "top5", "average_mAP", "mAP_50") if c in history]
+    accuracy = [v for c in shown for v in history[c]]
     if "train_loss" in history:
         fig.add_trace(go.Scatter(x=history["epoch"], y=history["train_loss"], name="train loss"))
-    for column in ("top1", "top5"):
-        if column in history:
-            fig.add_trace(
-                go.Scatter(x=history["epoch"], y=history[column], name=column, yaxis="y2")
-            )
+    for column in shown:
+        fig.add_trace(
+            go.Scatter(x=history["epoch"], y=history[column], name=data.column_label(column),
+                       yaxis="y2")
+        )  # fmt: skip
     fig.update_layout(
         xaxis_title="epoch",
         yaxis={"title": "train loss"},
         yaxis2={
-            "title": "accuracy",
+            "title": "validation",
             "overlaying": "y",
             "side": "right",
             "tickformat": percent_tickformat(accuracy),

@@ -82,7 +82,7 @@ class Selection:
     trials: pd.DataFrame  # filtered
     protocol: str | None  # None: every protocol, each with its own front
     x: str  # cost column
-    y: str  # accuracy column
+    y: str  # metric column (accuracy, or a localizer's mAP)
 
 
 def _default_axes(df: pd.DataFrame, accuracy: list[str], costs: list[str]) -> tuple[int, int]:
@@ -118,11 +118,16 @@ def sidebar(store: data.Store) -> Selection:
         help="Accuracy is only comparable within one protocol (data, split, frames, crop, "
         "views, epochs): the Pareto set is computed per protocol.",
     )
-    accuracy, costs = _present(df, data.ACCURACY_COLUMNS), _present(df, data.COST_COLUMNS)
-    x_index, y_index = _default_axes(base if len(base) else df, accuracy, costs)
+    # NOTE: the metrics of the protocol shown: a localization study's mAP, a recognizer's
+    # accuracy; the widget's key follows them, so a choice never outlives its options
+    scope = base if protocol == ALL_PROTOCOLS else base[base["protocol"] == protocol]
+    scope = scope if len(scope) else (base if len(base) else df)
+    metrics, costs = _present(scope, data.METRIC_COLUMNS), _present(df, data.COST_COLUMNS)
+    x_index, y_index = _default_axes(scope, metrics, costs)
     y = bar.selectbox(
-        "Accuracy", accuracy, index=y_index, key="f_y", format_func=figures.axis_title
-    )
+        "Metric", metrics, index=y_index, key=f"f_y:{','.join(metrics)}",
+        format_func=figures.axis_title,
+    )  # fmt: skip
     x = bar.selectbox("Cost", costs, index=x_index, key="f_x", format_func=figures.axis_title)
     ranges = _range_filters(base, costs)
     trials = data.apply_filters(base, data.Filters(ranges=ranges))
@@ -184,10 +189,11 @@ def render_trial_detail(detail: views.TrialDetail, *, key: str) -> None:
         st.caption(f"architecture: `{architecture}`")
     for note in detail.notes:
         st.warning(note)
-    metrics = st.columns(3)
-    for column, name in zip(metrics, data.ACCURACY_COLUMNS, strict=True):
+    measured = [m for m in data.METRIC_COLUMNS if pd.notna(row.get(m))]
+    shown = measured or list(data.METRIC_COLUMNS)[:3]  # untrained: the recognition ones, "-"
+    for column, name in zip(st.columns(len(shown)), shown, strict=True):
         value = row[name]
-        column.metric(data.ACCURACY_COLUMNS[name], "-" if pd.isna(value) else f"{value:.1%}")
+        column.metric(data.METRIC_COLUMNS[name], "-" if pd.isna(value) else f"{value:.1%}")
     left, right = st.columns(2)
     left.markdown("**Costs**")
     left.dataframe(detail.costs, hide_index=True, width="stretch")

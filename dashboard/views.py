@@ -360,7 +360,7 @@ def get_parallel_info(df: pd.DataFrame, *, x: str, y: str) -> list[Axis]:
     axes = [_param_axis(done[column], labels[column]) for column in params]
     for column in (x, y):
         values = pd.to_numeric(done[column], errors="coerce").to_numpy(dtype=float)
-        percent = column in data.ACCURACY_COLUMNS
+        percent = column in data.METRIC_COLUMNS
         axes.append(Axis(data.column_label(column), values, percent=percent))
     return axes
 
@@ -373,7 +373,7 @@ def get_trials_table(
     params = data.param_columns(df) if params is None else params
     first = ["study", "trial", "state", y, x]
     rest = [
-        *data.ACCURACY_COLUMNS,
+        *data.METRIC_COLUMNS,
         *[c for c in data.COST_COLUMNS if not c.startswith(TRAINED)],
         "family",
         "protocol",

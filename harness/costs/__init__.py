@@ -32,6 +32,7 @@ from harness.costs._table import (
 if TYPE_CHECKING:
     from harness.measure import CostCache
     from harness.spec import ModelSpec
+    from harness.spec.localization import LocalizationSpec
 
 __all__ = [
     "COSTS",
@@ -51,13 +52,14 @@ __all__ = [
 
 
 def measure_costs(
-    spec: ModelSpec | str,
+    spec: ModelSpec | LocalizationSpec | str,
     request: CostRequest,
     names: Iterable[str] = (),
     *,
     cache: CostCache | None = None,
 ) -> CostRow:
-    """The costs of ``spec`` under ``request`` (see :mod:`harness.costs._measure`)."""
+    """The costs of ``spec`` under ``request`` (see :mod:`harness.costs._measure`): a
+    recognizer's per clip, a localizer's per window of feature steps."""
     from harness.costs._measure import measure_costs as measure
 
     return measure(spec, request, names, cache=cache)

@@ -5,6 +5,11 @@
     gflops_all                       fvcore's trace of the built model (harness.report)
     latency_ms                       timed at batch 1 with fixed threads, cached per machine
 
+A localization spec (``task: localization``) is costed per window of its feature steps by
+:func:`harness.localization.costs.precheck_localizer`: the same figures for the network a
+localization search varies, reading features (the localization papers' convention: a
+backbone named in ``input.backbone`` is fixed, and ``harness compile`` reports its clips).
+
 Every result is cached (:class:`harness.measure.CostCache`): by spec hash, clip, classes and
 the step's settings for the pre-check; for timings also by machine and timing settings, so
 that a candidate is timed once and a resumed search or expansion sees the same figures.
@@ -24,6 +29,7 @@ from harness.measure import (
     CostCache,
     CostKey,
     Latency,
+    Precheck,
     fits,
     forward_on_meta,
     measure_latency,
@@ -31,6 +37,7 @@ from harness.measure import (
 )
 from harness.measure.cache import default_cache_dir
 from harness.spec import ModelSpec, load_spec, spec_hash
+from harness.spec.localization import LocalizationSpec
 
 if TYPE_CHECKING:
     from harness.compiler import VideoNet
@@ -50,7 +57,7 @@ def default_cache() -> CostCache:
 
 
 def measure_costs(
-    spec: ModelSpec | str,
+    spec: ModelSpec | LocalizationSpec | str,
     request: CostRequest,
     names: Iterable[str] = (),
     *,
@@ -67,13 +74,28 @@ def measure_costs(
         ValueError: a name that is not a cost.
     """
     wanted = {parse_cost(name).cost.name for name in names}
-    cache = cache or default_cache()
+    cache = cache if cache is not None else default_cache()  # NOTE: an empty one is falsy
+    if isinstance(spec, LocalizationSpec):
+        return _measure_localizer(spec, request, wanted, cache)
     loaded = load_spec(spec)
     pre = precheck(
         loaded, frames=request.frames, size=request.size, classes=request.classes,
         batch=request.batch, grad_accum=request.grad_accum, device=request.device,
         precision=request.precision, optimizer=request.optimizer, cache=cache,
     )  # fmt: skip
+    values, methods = _precheck_values(pre, request)
+    if "gflops_all" in wanted:
+        values["gflops_all"] = _gflops_all(loaded, request, cache)
+    if "latency_ms" in wanted:
+        values["latency_ms"], methods["latency_ms"] = _latency(loaded, request, cache)
+    assert wanted <= values.keys() <= COSTS.keys(), "every cost of the table is measured here"
+    return CostRow(values, methods, tuple(pre.input_shape), request)
+
+
+def _precheck_values(
+    pre: Precheck, request: CostRequest
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The costs the pre-check gives, and how each was measured."""
     peak = pre.train_memory.peak_mb
     values: dict[str, float] = {
         "params": pre.params,
@@ -86,12 +108,70 @@ def measure_costs(
         "gflops": _PRECHECK_METHOD,
         "train_memory_mb": f"{pre.train_memory.method}: {request.describe_step()}",
     }
+    return values, methods
+
+
+def _measure_localizer(
+    spec: LocalizationSpec, request: CostRequest, wanted: set[str], cache: CostCache
+) -> CostRow:
+    """A localization spec's costs per window (the clip settings of ``request`` do not
+    apply: a window is the spec's ``input.steps`` feature steps)."""
+    from harness.localization.costs import precheck_localizer
+
+    pre = precheck_localizer(
+        spec, classes=request.classes, batch=request.batch, grad_accum=request.grad_accum,
+        device=request.device, precision=request.precision, optimizer=request.optimizer,
+        cache=cache,
+    )  # fmt: skip
+    values, methods = _precheck_values(pre, request)
+    methods["gflops"] += f": one window of {spec.input.steps} feature steps, features given"
     if "gflops_all" in wanted:
-        values["gflops_all"] = _gflops_all(loaded, request, cache)
+        values["gflops_all"], methods["gflops_all"] = _localizer_gflops_all(spec, request, pre)
     if "latency_ms" in wanted:
-        values["latency_ms"], methods["latency_ms"] = _latency(loaded, request, cache)
+        values["latency_ms"], methods["latency_ms"] = _localizer_latency(spec, request, cache)
     assert wanted <= values.keys() <= COSTS.keys(), "every cost of the table is measured here"
     return CostRow(values, methods, tuple(pre.input_shape), request)
+
+
+def _localizer_gflops_all(
+    spec: LocalizationSpec, request: CostRequest, pre: Precheck
+) -> tuple[float, str]:
+    """fvcore's total of one window (features given)."""
+    import torch
+
+    from harness.localization.models import build_localizer
+    from harness.measure import count_flops
+
+    model = build_localizer(spec, classes=request.classes)
+    total = count_flops(model, torch.zeros(1, *pre.input_shape)).flops_all
+    return total / 1e9, "fvcore trace of one window, features given"
+
+
+def _localizer_latency(
+    spec: LocalizationSpec, request: CostRequest, cache: CostCache
+) -> tuple[float, str]:
+    from harness.localization.costs import localizer_hash
+    from harness.localization.models import build_localizer
+
+    options = asdict(request.timing)
+    device = options.pop("device")
+    shape = (spec.input.width, spec.input.steps)
+    key = CostKey.of(
+        localizer_hash(spec), shape, batch=1, device=device, precision="fp32",
+        kind="latency-localizer", machine=_machine(device), backward=False,
+        classes=request.classes or spec.classes, **options,
+    )  # fmt: skip
+
+    def timed() -> Latency:
+        model = build_localizer(spec, classes=request.classes)
+        return measure_latency(model, shape, device=device, backward=False, **options)
+
+    result = cache.get_or_compute(key, timed, Latency.from_json)
+    method = f"{result.method}, median of {request.timing.repeats}, one window, batch 1"
+    method += ", features given"
+    if result.median_ms is None:
+        return float("inf"), method
+    return result.median_ms, method
 
 
 def _gflops_all(spec: ModelSpec, request: CostRequest, cache: CostCache) -> float:

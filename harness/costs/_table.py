@@ -48,8 +48,9 @@ COSTS: dict[str, Cost] = {
             "GFLOPs",
             "GFLOPs",
             "precheck",
-            "multiply-adds of one clip / 1e9 (1 multiply-add = 1 FLOP): convolutions, "
-            "linear layers, matrix products, einsum and attention",
+            "multiply-adds of one clip (a localizer's: one window of feature steps, features "
+            "given) / 1e9 (1 multiply-add = 1 FLOP): convolutions, linear layers, matrix "
+            "products, einsum and attention",
         ),
         Cost(
             "gflops_all",

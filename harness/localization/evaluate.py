@@ -31,10 +31,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 __all__ = [
+    "LOCALIZATION_METRICS",
     "PROTOCOLS",
     "Detection",
     "DetectionResult",
@@ -45,6 +47,13 @@ __all__ = [
     "interpolated_ap",
     "temporal_iou",
 ]
+
+# What scoring a localizer's detections gives, with the sense of "better" (the metrics a
+# localization search optimises; harness.localization.fit computes them).
+LOCALIZATION_METRICS: dict[str, Literal["maximize"]] = {
+    "average_mAP": "maximize",  # mAP averaged over the protocol's tIoU thresholds
+    "mAP_50": "maximize",  # mAP at tIoU 0.5
+}
 
 # tIoU thresholds of each benchmark's detection protocol.
 PROTOCOLS: dict[str, tuple[float, ...]] = {

@@ -34,6 +34,7 @@ __all__ = [
     "NECKS",
     "AnchorFreeNet",
     "BMNNet",
+    "FlatOutputs",
     "boundary_matching_mask",
     "build_localizer",
 ]
@@ -311,6 +312,21 @@ def create_bmn(spec: BMNHeadSpec, *, model: LocalizationSpec, classes: int) -> n
                         f"{model.input.width} and the width {spec.width}",
                         path=("head", "groups"))  # fmt: skip
     return BMNNet(spec, model.input.width, model.input.steps)
+
+
+class FlatOutputs(nn.Module):
+    """A localizer whose outputs (one tensor or BMN's pair) come out as one (B, N) tensor:
+    the network a training-step simulation or measurement runs, a cross-entropy over it
+    standing in for the head's loss (see ``precheck_localizer``)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        parts = out if isinstance(out, tuple) else (out,)
+        return torch.cat([p.flatten(1) for p in parts], dim=1)
 
 
 def build_localizer(spec: LocalizationSpec, *, classes: int | None = None) -> nn.Module:

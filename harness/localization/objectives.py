@@ -44,6 +44,10 @@ Instances = Sequence[tuple[int, float, float]]
 
 
 class Objective(Protocol):
+    # True: the head finds actions without telling their classes (proposals), and is scored
+    # against class-agnostic ground truth
+    class_agnostic: bool
+
     def targets(self, instances: Instances) -> tuple[torch.Tensor, ...]: ...
 
     def loss(self, output: Any, targets: tuple[torch.Tensor, ...]) -> torch.Tensor: ...
@@ -80,6 +84,8 @@ def _focal(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 @OBJECTIVES.register("anchor_free")
 class AnchorFreeObjective:
+    class_agnostic = False
+
     def __init__(self, spec: LocalizationSpec, net: nn.Module) -> None:
         assert isinstance(net, AnchorFreeNet)
         self.spec, self.net = spec, net
@@ -140,6 +146,8 @@ def _overlap_with_regions(edges: list[float], steps: int) -> torch.Tensor:
 
 @OBJECTIVES.register("bmn")
 class BMNObjective:
+    class_agnostic = True
+
     def __init__(self, spec: LocalizationSpec, net: nn.Module) -> None:
         assert isinstance(net, BMNNet)
         self.spec, self.net = spec, net

@@ -11,9 +11,9 @@ the spec's NMS over the whole video.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -107,6 +107,15 @@ def _samples(
     return samples
 
 
+def _optimizer(
+    net: nn.Module, name: str, lr: float, weight_decay: float, momentum: float
+) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, nesterov=True,
+                               weight_decay=weight_decay)  # fmt: skip
+    return torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+
+
 def train_localizer(
     spec: LocalizationSpec,
     videos: Sequence[FeatureVideo],
@@ -115,18 +124,31 @@ def train_localizer(
     batch_size: int = 16,
     lr: float = 1e-3,
     seed: int = 0,
+    optimizer: Literal["sgd", "adamw"] = "adamw",
+    weight_decay: float = 0.05,
+    momentum: float = 0.9,
+    clip_grad_norm: float | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> nn.Module:
-    """Train ``spec`` on ``videos`` (AdamW, one-cycle schedule); returns it in eval mode."""
+    """Train ``spec`` on ``videos`` (one-cycle schedule); returns it in eval mode.
+
+    Args:
+        optimizer: AdamW, or SGD with Nesterov momentum.
+        callback: called after each epoch with the epochs done and the network (in train
+            mode; it may evaluate it, and must leave it in train mode). It may raise to stop.
+    """
     torch.manual_seed(seed)
     net = build_localizer(spec)
     objective = create_objective(spec, net)
     samples = _samples(videos, objective, spec.input.steps)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.05)
+    if not samples:
+        raise ValueError("no training window: the training videos have no features")
+    opt = _optimizer(net, optimizer, lr, weight_decay, momentum)
     total = epochs * math.ceil(len(samples) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=total)
     rng = np.random.default_rng(seed)
     net.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = rng.permutation(len(samples))
         for i in range(0, len(order), batch_size):
             chosen = [samples[j] for j in order[i : i + batch_size]]
@@ -134,10 +156,14 @@ def train_localizer(
             targets = tuple(torch.stack([c[1][k] for c in chosen])
                             for k in range(len(chosen[0][1])))  # fmt: skip
             loss = objective.loss(net(x), targets)
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            if clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), clip_grad_norm)
+            opt.step()
             schedule.step()
+        if callback is not None:
+            callback(epoch + 1, net)
     return net.eval()
 
 

@@ -205,13 +205,27 @@ class CostCache:
             connection.close()
         self._memory[digest] = value
 
+    def load(self, key: CostKey, decode: Callable[[dict[str, Any]], R]) -> R | None:
+        """The stored result for ``key`` as ``decode`` reads it; None when there is none, or
+        one ``decode`` cannot read (written by another version of a result's fields): it is
+        measured again and replaced."""
+        stored = self.get(key)
+        if stored is None:
+            return None
+        try:
+            return decode(stored)
+        except (TypeError, KeyError, ValueError):
+            self._memory.pop(key.digest(), None)
+            return None
+
     def get_or_compute(
         self, key: CostKey, compute: Callable[[], R], load: Callable[[dict[str, Any]], R]
     ) -> R:
-        """The cached result for ``key``; else ``compute()``, stored before it is returned."""
-        stored = self.get(key)
+        """The cached result for ``key`` (see :meth:`load`); else ``compute()``, stored
+        before it is returned."""
+        stored = self.load(key, load)
         if stored is not None:
-            return load(stored)
+            return stored
         result = compute()
         self.put(key, result.to_json())
         return result

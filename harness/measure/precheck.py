@@ -133,11 +133,8 @@ def precheck(
     Raises:
         SpecError: for a spec that cannot be built or an unknown setting.
     """
-    check_batch(batch)
-    check_grad_accum(grad_accum)
-    target = get_device(device, present=False).type
-    get_precision(precision)
-    OPTIMIZERS.get(optimizer)
+    target = check_settings(batch=batch, grad_accum=grad_accum, device=device,
+                            precision=precision, optimizer=optimizer)  # fmt: skip
     loaded = load_spec(spec)
     key = None
     if cache is not None:
@@ -145,9 +142,9 @@ def precheck(
         if planned is not None:
             key = _key(loaded, planned, classes or loaded.classes, batch, target, precision,
                        optimizer, grad_accum)  # fmt: skip
-            stored = cache.get(key)
+            stored = cache.load(key, Precheck.from_json)
             if stored is not None:
-                return Precheck.from_json(stored)
+                return stored
     with no_gc():  # the model is freed (by reference counts) before collection resumes
         result = _simulate(
             loaded, frames, size, classes, batch=batch, device=target, precision=precision,
@@ -156,6 +153,18 @@ def precheck(
     if cache is not None and key is not None:
         cache.put(key, result.to_json())
     return result
+
+
+def check_settings(
+    *, batch: int, grad_accum: int, device: str, precision: str, optimizer: str
+) -> str:
+    """Check a training step's settings (SpecError naming the bad one); returns the type of
+    ``device`` (``cpu``, ``cuda``), which need not be present."""
+    check_batch(batch)
+    check_grad_accum(grad_accum)
+    get_precision(precision)
+    OPTIMIZERS.get(optimizer)
+    return get_device(device, present=False).type
 
 
 def _simulate(

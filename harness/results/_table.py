@@ -42,7 +42,9 @@ COLUMNS: dict[str, str] = {
     "name": "string",  # base spec name
     "family": "string",  # base name and block types
     "mixes_time": "boolean",  # the network combines frames (ModelSpec.mixes_time)
-    "protocol": "string",  # data, frames, crop, views, fidelity: accuracy compares within one
+    # data, frames, crop, views, fidelity (localization: data, tIoU protocol, window):
+    # metrics compare within one
+    "protocol": "string",
     "data": "string",
     "spec_yaml": "string",
     "params": "Int64",  # parameter count
@@ -60,6 +62,8 @@ COLUMNS: dict[str, str] = {
     "top1": "Float64",  # fraction in [0, 1]
     "top5": "Float64",
     "mean_class_acc": "Float64",
+    "average_mAP": "Float64",  # localization: mAP over the protocol's tIoU thresholds
+    "mAP_50": "Float64",  # localization: mAP at tIoU 0.5
     "feasible": "boolean",
     "violations": "string",  # "gflops<=2.0;latency_ms<=30"
     "budgets": "string",  # JSON {cost: limit}

@@ -22,6 +22,7 @@ import json
 import math
 import random
 import statistics
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from harness.search._costs import TrialCosts, cost_candidate, measure_trial_cost
 from harness.search.samplers import create_sampler, derive_seed, list_samplers
 from harness.search.space import SearchSpace
 from harness.spec import ModelSpec, load_spec, realise
+from harness.spec.localization import LocalizationSpec
 
 __all__ = ["DEFAULT_DRAWS", "CostSpread", "DataInfo", "SpaceCheck", "check_space", "inspect_data"]
 
@@ -46,8 +48,9 @@ class DataInfo:
 
     data: str
     classes: int
-    train_clips: int
+    train_clips: int  # training clips (localization: untrimmed videos)
     val_clips: int
+    unit: str = "clips"  # what the counts count: clips, or (untrimmed) videos
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ def inspect_data(space: SearchSpace) -> DataInfo:
     Raises:
         SpecError: the data is missing or unreadable, at the space's ``data`` line.
     """
+    if space.task == "localization":
+        return _inspect_features(space)
     from harness.data import create_dataset, load_data_spec
 
     clip = realise(load_spec(space.base)).clip
@@ -129,6 +134,30 @@ def inspect_data(space: SearchSpace) -> DataInfo:
         reason = exc.strerror or str(exc)
         raise space.error(f"data '{space.data}' cannot be read: {reason}", ("data",)) from None
     return DataInfo(space.data, len(train.classes), len(train), len(val))
+
+
+def _inspect_features(space: SearchSpace) -> DataInfo:
+    """A localization space's features (extracted first where the data is videos), and
+    that the base reads features of their width."""
+    from harness.localization.costs import load_localization_spec
+    from harness.search._tasks import load_space_data
+
+    def log(line: str) -> None:  # NOTE: a backbone to train or features to extract: minutes
+        print(f"features: {line}", file=sys.stderr, flush=True)
+
+    try:
+        data = load_space_data(space, log)
+    except SpecError as exc:
+        where = f"{exc.location or exc.file or ''}"
+        detail = f"{where}: {_where(exc)}{exc.message}" if where else f"{_where(exc)}{exc.message}"
+        raise space.error(f"data '{space.data}': {detail}", ("data",)) from None
+    width = load_localization_spec(space.base).input.width
+    if width != data.width:
+        message = (
+            f"the base reads {width}-d features; those of data '{space.data}' are {data.width}-d"
+        )
+        raise space.error(message, ("base",))
+    return DataInfo(space.data, len(data.labels), len(data.train), len(data.val), "videos")
 
 
 def check_space(
@@ -246,8 +275,10 @@ def _where(exc: SpecError) -> str:
     return f"{format_key_path(exc.path)}: " if exc.path else ""
 
 
-def _clip_text(space: SearchSpace, spec: ModelSpec) -> str:
+def _clip_text(space: SearchSpace, spec: ModelSpec | LocalizationSpec) -> str:
     """Which clip failed: the fidelity's when it differs from the spec's."""
+    if isinstance(spec, LocalizationSpec):
+        return f"at a window of {spec.input.steps} feature steps"
     f = space.fidelity
     try:
         clip = realise(spec).clip

@@ -23,6 +23,7 @@ from harness.costs._measure import default_cache
 from harness.report import describe_model
 from harness.search.space import SearchSpace
 from harness.spec import ModelSpec
+from harness.spec.localization import LocalizationSpec
 
 __all__ = [
     "Candidate",
@@ -76,7 +77,10 @@ def wanted_costs(space: SearchSpace) -> list[str]:
 
 
 def measure_trial_costs(
-    spec: ModelSpec, space: SearchSpace, request: CostRequest, names: Iterable[str] | None = None
+    spec: ModelSpec | LocalizationSpec,
+    space: SearchSpace,
+    request: CostRequest,
+    names: Iterable[str] | None = None,
 ) -> TrialCosts:
     """The costs ``names`` (default: :func:`wanted_costs`) of ``spec`` at both inputs.
 
@@ -116,14 +120,17 @@ def judge(budgets: Mapping[str, float], costs: TrialCosts) -> Verdict:
 class Candidate:
     """A candidate as it will be evaluated: its spec, its costs and their verdict."""
 
-    spec: ModelSpec  # with activation checkpointing where the retry made it fit
+    spec: ModelSpec | LocalizationSpec  # checkpointed where the retry made it fit
     costs: TrialCosts
     verdict: Verdict
     retried: bool  # costed again with activation checkpointing (over a memory budget)
 
 
 def cost_candidate(
-    spec: ModelSpec, space: SearchSpace, request: CostRequest, names: Iterable[str] | None = None
+    spec: ModelSpec | LocalizationSpec,
+    space: SearchSpace,
+    request: CostRequest,
+    names: Iterable[str] | None = None,
 ) -> Candidate:
     """``spec``'s costs (see :func:`measure_trial_costs`) judged against the budgets of
     ``space``. Where only a training-memory budget rejects it and the space has
@@ -132,6 +139,8 @@ def cost_candidate(
     """
     costs = measure_trial_costs(spec, space, request, names)
     verdict = judge(space.budgets, costs)
+    if isinstance(spec, LocalizationSpec):  # nothing to checkpoint (space checks refuse it)
+        return Candidate(spec, costs, verdict, retried=False)
     everywhere = spec.model_copy(update={"activation_checkpoint": True})
     retry = space.retry_with_checkpointing and verdict.only_memory_over()
     if not retry or spec.checkpointed_stages() == everywhere.checkpointed_stages():
@@ -143,9 +152,13 @@ def cost_candidate(
     return Candidate(spec, costs, verdict, retried=True)
 
 
-def describe_costs(spec: ModelSpec, request: CostRequest) -> dict[str, Any]:
+def describe_costs(spec: ModelSpec | LocalizationSpec, request: CostRequest) -> dict[str, Any]:
     """fvcore's per-stage table and totals at the spec's clip (for candidates that train):
-    ``gflops_all``, ``stages`` and ``unsupported_ops`` (cached by spec hash)."""
+    ``gflops_all``, ``stages`` and ``unsupported_ops`` (cached by spec hash). A localizer
+    has no stages: its window's fvcore total (``gflops_all``) only."""
+    if isinstance(spec, LocalizationSpec):
+        row = measure_costs(spec, request, ["gflops_all"], cache=default_cache())
+        return {"gflops_all": row.get("gflops_all")}
     report = describe_model(spec, classes=request.classes, cache=default_cache())
     return {
         "gflops_all": report.gflops_all,

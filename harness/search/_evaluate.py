@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
-import yaml
 from optuna.trial import TrialState
 
 from harness import __version__ as harness_version
@@ -33,14 +32,14 @@ from harness.search._costs import cost_candidate, describe_costs
 from harness.search._halving import promote, rungs
 from harness.search._preflight import results_dir_problem
 from harness.search._storage import requeue
+from harness.search._tasks import Candidate, Outcome, describe_candidate, train_candidate
 from harness.search.samplers import derive_seed
 from harness.search.space import METRICS, SearchSpace
-from harness.spec import ModelSpec, realise, spec_hash
 
 if TYPE_CHECKING:
     from harness.train.config import TrainConfig
 
-__all__ = ["ROW_ATTR", "Context", "evaluate_trial", "protocol_key", "requeue_trial", "root_trial"]
+__all__ = ["ROW_ATTR", "Context", "evaluate_trial", "requeue_trial", "root_trial"]
 
 ROW_ATTR = "row"  # the trial's results row, a user attribute
 
@@ -59,33 +58,6 @@ class Context:
 
 class _Pruned(Exception):
     """Raised from the training callback to stop an unpromising candidate."""
-
-
-def protocol_key(space: SearchSpace, spec: ModelSpec) -> str:
-    """Data, clip and fidelity: accuracies compare only within one protocol."""
-    real = realise(spec)
-    f = space.fidelity
-    frames = f.frames or real.clip.frames
-    size = f.size or real.clip.size
-    return f"{space.data}|frames={frames}|size={size}|views=1|epochs={f.epochs}|subset={f.subset}"
-
-
-def _block_types(node: Any, out: set[str]) -> set[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            blocks = [value] if key == "block" else (value or []) if key == "blocks" else []
-            out.update(b["type"] for b in blocks if isinstance(b, dict) and "type" in b)
-            _block_types(value, out)
-    elif isinstance(node, list):
-        for item in node:
-            _block_types(item, out)
-    return out
-
-
-def _family(spec: ModelSpec) -> str:
-    """Base name and block types (``tiny_c2d:basic+r2plus1d``), over every pathway."""
-    types = sorted(_block_types(spec.architecture(), set()))
-    return f"{spec.name}:{'+'.join(types)}"
 
 
 def _now() -> str:
@@ -179,23 +151,8 @@ class _Trainer:
         if not promote(point, others, space.directions(), space.halving.eta):
             raise _Pruned(f"not promoted past epoch {epochs} (non-dominated rank)")
 
-    def run(self, spec: ModelSpec, config: TrainConfig, out_dir: Path) -> Any:
-        from harness.train import Fidelity, train
-
-        f = self.ctx.space.fidelity
-        fidelity = Fidelity(epochs=f.epochs, subset=f.subset, frames=f.frames, size=f.size)
-        # NOTE: the run folder belongs to the study: a checkpoint of another run there (the
-        # train settings of the space changed) is set aside, and this one starts afresh.
-        return train(
-            spec,
-            self.ctx.space.data,
-            config=config,
-            fidelity=fidelity,
-            out_dir=out_dir,
-            resume="replace",
-            progress=False,
-            callback=self.callback,
-        )
+    def run(self, spec: Candidate, config: TrainConfig, out_dir: Path) -> Outcome:
+        return train_candidate(self.ctx.space, spec, config, out_dir, self.callback)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -290,33 +247,18 @@ def _evaluate_spec(
     study: optuna.Study,
     trial: optuna.Trial,
     ctx: Context,
-    spec: ModelSpec,
+    spec: Candidate,
     row: dict[str, Any],
     config: TrainConfig,
     start: float,
 ) -> str:
     """Measure (cached), judge against the budgets in force, then reuse or train."""
     space = ctx.space
-    real = realise(spec)
-    row.update(
-        spec_hash=spec_hash(spec),
-        name=spec.name,
-        family=_family(spec),
-        mixes_time=real.mixes_time(),
-        protocol=protocol_key(space, spec),
-        fidelity_frames=space.fidelity.frames or real.clip.frames,
-        fidelity_size=space.fidelity.size or real.clip.size,
-    )
     request = CostRequest.for_training(config, classes=ctx.classes)
     costed = cost_candidate(spec, space, request)
     spec, costs, verdict = costed.spec, costed.costs, costed.verdict  # NOTE: same spec hash
     row["checkpoint_retried"] = costed.retried
-    row.update(
-        spec_yaml=yaml.safe_dump(
-            realise(spec).model_dump(mode="json", exclude={"published"}), sort_keys=False
-        ),
-        activation_checkpoint=",".join(str(i) for i in sorted(spec.checkpointed_stages())),
-    )
+    row.update(describe_candidate(space, spec))
     row.update(costs.columns())
     row.update(
         constraints=verdict.constraints,
@@ -336,8 +278,8 @@ def _evaluate_spec(
         return _tell(study, trial, space, row, "infeasible", start)
     reused = _find_trained(study, trial.number, (row["spec_hash"], row["protocol"]))
     if reused is not None:  # its accuracy; the costs and the verdict are this trial's
-        keep = ("top1", "top5", "mean_class_acc", "history", "stages", "gflops_all",
-                "unsupported_ops", "epochs_trained", "checkpoint")  # fmt: skip
+        keep = (*METRICS, "history", "stages", "gflops_all", "unsupported_ops",
+                "epochs_trained", "checkpoint")  # fmt: skip
         row.update({k: reused[k] for k in keep if k in reused})
         row["reason"] = reused_reason(reused["trial"])
         return _tell(study, trial, space, row, "complete", start)
@@ -350,7 +292,7 @@ def _train(
     study: optuna.Study,
     trial: optuna.Trial,
     ctx: Context,
-    spec: ModelSpec,
+    spec: Candidate,
     row: dict[str, Any],
     config: TrainConfig,
     start: float,
@@ -366,13 +308,11 @@ def _train(
         row["reason"] = str(exc)
         return _tell(study, trial, ctx.space, row, "pruned", start)
     row.update(
-        top1=result.top1,
-        top5=result.top5,
-        mean_class_acc=result.mean_class_acc,
-        train_seconds=float(result.train_seconds),
-        eval_seconds=float(result.eval_seconds),
-        history=list(result.history),
-        checkpoint=str(result.checkpoint) if result.checkpoint else None,
+        result.metrics,
+        train_seconds=result.train_seconds,
+        eval_seconds=result.eval_seconds,
+        history=result.history,
+        checkpoint=result.checkpoint,
     )
     if result.status != "complete" or not all(
         math.isfinite(float(row[m])) for m in METRICS if row.get(m) is not None

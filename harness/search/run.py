@@ -48,7 +48,7 @@ from harness.search._storage import (
 )
 from harness.search._workers import run_workers
 from harness.search.samplers import create_study_sampler
-from harness.search.space import METRICS, SearchSpace
+from harness.search.space import RECOGNITION_METRICS, SearchSpace
 
 __all__ = [
     "SearchResult",
@@ -109,7 +109,7 @@ class SearchResult:
     def time_mixing(self) -> dict[str, GroupBest]:
         """The best accuracy among trained networks that mix frames and among the blind ones
         (:func:`harness.results.compare_time_mixing`); ``{}`` without an accuracy objective."""
-        metric = next((m for m in self.objectives if m in METRICS), None)
+        metric = next((m for m in self.objectives if m in RECOGNITION_METRICS), None)
         return compare_time_mixing(self.table, metric) if metric else {}
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,11 @@ parameters, and ``tied`` copies one parameter's value to other key paths::
     tied:
       stages.2.block.type: stages.1.block.type
 
+A base that is a localization spec (``task: localization``, e.g. ``pyramid_conv``) makes a
+localization space: its candidates are localization specs, its data the untrimmed videos
+(a features folder, or videos the base's ``input.backbone`` extracts features from) and
+its metrics the detection ones (``average_mAP``, ``mAP_50``) at ``protocol``'s thresholds.
+
 Sampling is the only place where Optuna's trial is touched: :meth:`SearchSpace.sample`
 asks it for each active parameter, in file order.
 """
@@ -45,6 +50,12 @@ from pydantic import (
 
 from harness.costs import is_cost, list_costs
 from harness.errors import SpecError, shorten
+from harness.localization.costs import (
+    is_localization_ref,
+    load_localization_spec,
+    localization_document,
+)
+from harness.localization.evaluate import LOCALIZATION_METRICS
 from harness.spec import (
     Document,
     Integer,
@@ -56,12 +67,15 @@ from harness.spec import (
     load_yaml_file,
 )
 from harness.spec.load import load_document
+from harness.spec.localization import LocalizationSpec
 
 if TYPE_CHECKING:
     from harness.train.config import TrainConfig
 
 __all__ = [
     "METRICS",
+    "RECOGNITION_METRICS",
+    "TASK_METRICS",
     "CategoricalParam",
     "FidelitySpec",
     "FloatParam",
@@ -72,13 +86,24 @@ __all__ = [
     "load_space",
 ]
 
-# What training measures, with the sense of "better". Objectives are these or any cost of
-# the cost room (harness.costs.list_costs(): minimised); budgets are costs.
-METRICS: dict[str, Literal["maximize"]] = {
+# What training measures, with the sense of "better", per task. Objectives are these or any
+# cost of the cost room (harness.costs.list_costs(): minimised); budgets are costs.
+RECOGNITION_METRICS: dict[str, Literal["maximize"]] = {
     "top1": "maximize",
     "top5": "maximize",
     "mean_class_acc": "maximize",
 }
+Task = Literal["recognition", "localization"]
+TASK_METRICS: dict[Task, dict[str, Literal["maximize"]]] = {
+    "recognition": RECOGNITION_METRICS,
+    "localization": LOCALIZATION_METRICS,
+}
+METRICS: dict[str, Literal["maximize"]] = {**RECOGNITION_METRICS, **LOCALIZATION_METRICS}
+# The train: settings a localization trial runs with (train_localizer's; it trains on the
+# CPU: a window of features is small); others are refused.
+LOCALIZATION_TRAIN = frozenset(
+    {"optimizer", "lr", "weight_decay", "momentum", "batch_size", "clip_grad_norm"}
+)
 
 Scalar = int | float | str | bool
 # A finite number: NaN and infinities are rejected where a range or a limit is read.
@@ -237,6 +262,14 @@ class FidelitySpec(_Node):
     size: _Size | None = None  # crop side, pixels (None: spec's)
 
 
+class BackboneTrainingSpec(_Node):
+    """Training the feature extractor of a localization space before its features are
+    extracted (as ActivityNet features come from a backbone trained on trimmed clips)."""
+
+    data: str = "synthetic:tiny"  # recognition data with the untrimmed videos' classes
+    epochs: Integer = Field(default=4, ge=1, le=10_000)  # epochs of its training (seed 0)
+
+
 class HalvingSpec(_Node):
     """Successive halving over epochs: rungs at min_epochs * eta^k up to fidelity.epochs."""
 
@@ -282,6 +315,13 @@ class SearchSpace(_Node):
     # activation checkpointing in every stage, and trains with it if it then fits; the row
     # records the retry (``checkpoint_retried``). False: it is rejected as it is.
     retry_with_checkpointing: bool = False
+    # localization: the detection protocol whose tIoU thresholds average_mAP averages over
+    protocol: Literal["activitynet", "thumos14"] = "activitynet"
+    # localization with untrimmed videos as data: a ``harness train`` checkpoint of the
+    # base's input.backbone to extract features with (None: its seeded initialisation)
+    backbone_weights: str | None = None
+    # localization: train the base's input.backbone first (once, cached) and extract with it
+    backbone_training: BackboneTrainingSpec | None = None
     sampler: str = "tpe"  # Optuna sampler, by name
     sampler_options: dict[str, Any] = Field(default_factory=dict)  # its keyword arguments
     # seeds the sampler and every trial's training (numpy's range of seeds)
@@ -329,12 +369,30 @@ class SearchSpace(_Node):
                 raise ValueError(message)
         return self
 
+    @property
+    def task(self) -> Task:
+        """What the candidates do: ``localization`` for a localization base, else
+        ``recognition``."""
+        return "localization" if is_localization_ref(self.base) else "recognition"
+
+    def metrics(self) -> dict[str, Literal["maximize"]]:
+        """What a trial of this space measures by training (its task's metrics)."""
+        return TASK_METRICS[self.task]
+
     def problems(self) -> Iterator[tuple[KeyPath, str]]:
         """What is wrong with the space as a whole, as (key path, message), in file order."""
+        metrics = self.metrics()
         for name in self.objectives:
             if name not in METRICS and not is_cost(name):
-                known = ", ".join([*METRICS, *list_costs()])
+                known = ", ".join([*metrics, *list_costs()])
                 yield ("objectives", name), f"unknown objective '{name}'; known: {known}"
+            elif name in METRICS and name not in metrics:
+                known = ", ".join(metrics)
+                yield (
+                    ("objectives", name),
+                    f"'{name}' is not measured in a {self.task} space; it measures {known}",
+                )
+        yield from self._task_problems()
         for cost, limit in self.budgets.items():
             if not is_cost(cost):
                 yield ("budgets", cost), f"unknown cost '{cost}'; known: {', '.join(list_costs())}"
@@ -360,6 +418,34 @@ class SearchSpace(_Node):
                     ("tied", target),
                     (f"'{target}' is both a parameter and tied to '{source}': it can be only one"),
                 )
+
+    def _task_problems(self) -> Iterator[tuple[KeyPath, str]]:
+        """Settings that do not apply to the space's task."""
+        if self.task == "recognition":
+            for key in ("backbone_weights", "backbone_training"):
+                if getattr(self, key) is not None:
+                    yield (key,), f"{key} is for localization spaces"
+            return
+        if self.backbone_weights is not None and self.backbone_training is not None:
+            message = "give backbone_weights or backbone_training, not both"
+            yield ("backbone_training",), message
+        for key in ("frames", "size"):
+            if getattr(self.fidelity, key) is not None:
+                message = f"a localization candidate reads feature windows: remove fidelity.{key}"
+                yield ("fidelity", key), message
+        if self.retry_with_checkpointing:
+            message = "activation checkpointing is for recognition networks"
+            yield ("retry_with_checkpointing",), message
+        for key in self.train:
+            if key not in LOCALIZATION_TRAIN:
+                known = ", ".join(sorted(LOCALIZATION_TRAIN))
+                yield ("train", key), f"a localization trial does not use '{key}'; it uses {known}"
+        for section, keys in (("params", self.params), ("tied", self.tied)):
+            for key in keys:
+                if key.startswith("input.") and key != "input.steps":
+                    message = ("the features are extracted once per study: only input.steps "
+                               "(the window) can vary")  # fmt: skip
+                    yield (section, key), message
 
     def _param_problems(self) -> Iterator[tuple[KeyPath, str]]:
         seen: dict[str, CategoricalParam | IntParam | FloatParam] = {}
@@ -392,8 +478,11 @@ class SearchSpace(_Node):
                 out[target] = values[source]
         return out
 
-    def create_spec(self, values: dict[str, Any]) -> ModelSpec:
-        """The candidate spec for sampled ``values`` (raises SpecError if it is invalid)."""
+    def create_spec(self, values: dict[str, Any]) -> ModelSpec | LocalizationSpec:
+        """The candidate spec for sampled ``values`` (raises SpecError if it is invalid):
+        a localization spec in a localization space."""
+        if self.task == "localization":
+            return load_localization_spec(self.base, **self.overrides(values))
         return load_spec(self.base, **self.overrides(values))
 
     def train_config(self, seed: int) -> TrainConfig:
@@ -454,7 +543,7 @@ class SearchSpace(_Node):
         )
 
 
-def _default_direction(name: str) -> Literal["minimize", "maximize"]:
+def _default_direction(name: str) -> Direction:
     if name in METRICS:
         return METRICS[name]
     if is_cost(name):
@@ -571,13 +660,19 @@ def _resolve_data(data: Any, space_file: Path) -> Any:
 def _check_key_paths(space: SearchSpace, doc: Document) -> None:
     """Every parameter and tied key path must lead into the base spec: list indices in range,
     never through a scalar. A missing mapping key is fine (the spec validation names it)."""
-    base = load_document(space.base).data
+    base = _base_document(space.base).data
     for section, keys in (("params", list(space.params)), ("tied", list(space.tied))):
         for key in keys:
             problem = _key_path_problem(base, key)
             if problem is not None:
                 message = f"key path '{key}' does not exist in base spec '{space.base}'"
                 raise doc.error(f"{message}: {problem}", (section, key))
+
+
+def _base_document(base: str) -> Document:
+    if is_localization_ref(base):
+        return localization_document(base)
+    return load_document(base)
 
 
 def _key_path_problem(base: Any, key: str) -> str | None:
@@ -621,9 +716,16 @@ def load_space(path: str | Path, **updates: Any) -> SearchSpace:
     data["base"] = _resolve_base(data["base"], path, doc)
     if "data" in data:
         data["data"] = _resolve_data(data["data"], path)
+    if isinstance(data.get("backbone_weights"), str):
+        data["backbone_weights"] = str((path.parent / data["backbone_weights"]).resolve())
+    if "objectives" not in data and is_localization_ref(data["base"]):
+        data["objectives"] = {"average_mAP": "maximize", "gflops": "minimize"}
     space = _validate(doc, data)
     try:
-        load_spec(space.base)
+        if space.task == "localization":
+            load_localization_spec(space.base)
+        else:
+            load_spec(space.base)
     except SpecError as exc:
         raise _base_error(exc, doc) from None
     _check_key_paths(space, doc)
@@ -657,9 +759,8 @@ def _check_first_candidate(space: SearchSpace, doc: Document) -> None:
         if param.active(values):
             first = param.choices[0] if isinstance(param, CategoricalParam) else param.low
             values[key] = first
-    overrides = space.overrides(values)
     try:
-        load_spec(space.base, **overrides)
+        space.create_spec(values)
     except SpecError as exc:
         key = next((k for k in space.params if exc.path and k.startswith(_dotted(exc.path))), "")
         where: tuple[str, ...] = ("params", key) if key else ("params",)

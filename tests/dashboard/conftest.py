@@ -36,3 +36,10 @@ def results_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fresh_store(tmp_path: Path) -> Path:
     """A fixture store of one's own, free to corrupt."""
     return make_store.write_results_store(tmp_path / "results", trials=30)
+
+
+@pytest.fixture
+def localization_store(fresh_store: Path) -> tuple[Path, str]:
+    """A fixture store of one's own with a localization study; and that study's protocol."""
+    make_store.write_localization_study(fresh_store)
+    return fresh_store, make_store.LOCALIZATION_PROTOCOL

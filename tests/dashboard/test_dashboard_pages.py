@@ -113,6 +113,33 @@ def test_switching_the_protocol_switches_the_front(
     assert charts(at)[0]["layout"]["yaxis"]["tickformat"] == ".1%"
 
 
+def test_a_localization_study_is_map_against_cost(
+    localization_store: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, protocol = localization_store
+    monkeypatch.setenv("HARNESS_RESULTS", str(store))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["f_protocol"] = protocol
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (figure,) = charts(at)
+    assert figure["layout"]["yaxis"]["title"]["text"] == "average mAP"
+    assert figure["layout"]["xaxis"]["title"]["text"].startswith("GFLOPs")
+    df = data.load_store(store).trials
+    mine = df[df["protocol"] == protocol]
+    counts = points_by_kind(figure)
+    assert counts["trials"] == int(mine["average_mAP"].notna().sum())
+    assert counts["untrained"] == int(mine["average_mAP"].isna().sum()) > 0
+    # the trial page shows what the localizer measured, and its curves per epoch
+    at.switch_page("app_pages/trial.py").run()
+    at.selectbox(key="detail_study").set_value("tad_search").run()
+    trained = int(mine.loc[mine["average_mAP"].notna(), "trial"].iloc[0])
+    at.selectbox(key="detail_trial").set_value(trained).run()
+    assert [m.label for m in at.metric] == ["average mAP", "mAP@0.5"]
+    names = {t["name"] for t in charts(at)[0]["data"]}
+    assert {"average mAP", "mAP@0.5"} <= names
+
+
 def test_trial_page(results_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_app(results_store, monkeypatch, "app_pages/trial.py")
     assert at.title[0].value == "Trial detail"

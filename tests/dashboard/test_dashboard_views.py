@@ -330,7 +330,7 @@ def test_trial_detail(store: data.Store) -> None:
     assert "epochs" in detail.fidelity["setting"].tolist()
     assert views.get_trial_detail(store.trials, study="tpe_x3d", trial=10**6) is None
     fig = figures.plot_training_curves(detail.history)
-    assert [t.name for t in fig.data] == ["train loss", "top1", "top5"]
+    assert [t.name for t in fig.data] == ["train loss", "top-1", "top-5"]
 
 
 def test_trial_detail_with_broken_json(store: data.Store) -> None:

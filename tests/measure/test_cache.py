@@ -82,6 +82,36 @@ def test_precheck_is_computed_once_per_key(tmp_path: Path, monkeypatch: pytest.M
     assert len(simulations) == 4
 
 
+def test_an_entry_of_another_version_is_measured_again(tmp_path: Path) -> None:
+    cache = CostCache(tmp_path)
+    first = precheck("tiny_c2d", batch=2, cache=cache)
+
+    def stored() -> str:
+        connection = cache._connect()
+        try:
+            ((value,),) = connection.execute("SELECT value FROM costs").fetchall()
+        finally:
+            connection.close()
+        return str(value)
+
+    connection = cache._connect()
+    with connection:  # as another version of the result's fields would have written it
+        connection.execute("UPDATE costs SET value = json_set(value, '$.added_later', 1)")
+    connection.close()
+    assert "added_later" in stored()
+    assert precheck("tiny_c2d", batch=2, cache=CostCache(tmp_path)) == first
+    assert "added_later" not in stored()  # replaced by the measurement
+
+
+def test_an_empty_cache_given_is_the_one_used(tmp_path: Path) -> None:
+    from harness.costs import CostRequest, measure_costs
+
+    cache = CostCache(tmp_path / "mine")
+    assert len(cache) == 0  # falsy: it must not be taken for "no cache given"
+    measure_costs("tiny_c2d", CostRequest(batch=2), ["gflops"], cache=cache)
+    assert len(CostCache(tmp_path / "mine")) == 1
+
+
 def test_describe_model_caches_training_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

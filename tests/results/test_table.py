@@ -53,3 +53,13 @@ def test_imports_neither_torch_nor_optuna() -> None:
                 root = name.split(".")[0]
                 assert root not in ("torch", "optuna"), f"{source.name} imports {name}"
                 assert not name.startswith(("harness.search", "harness.compiler")), name
+
+
+def test_every_metric_a_search_measures_has_its_column() -> None:
+    from harness.costs import COSTS
+    from harness.search.space import METRICS, TASK_METRICS
+
+    assert set(METRICS) == {m for metrics in TASK_METRICS.values() for m in metrics}
+    assert set(METRICS) <= set(COLUMNS)
+    assert all(COLUMNS[m] == "Float64" for m in METRICS)
+    assert set(COSTS) <= set(COLUMNS)

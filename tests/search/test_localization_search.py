@@ -1,0 +1,175 @@
+"""Searching localization networks: a localization base makes a localization space, with
+detection metrics, features extracted once, budgets judged before training, and a study
+that resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from harness.errors import SpecError
+from harness.localization.evaluate import PROTOCOLS
+from harness.measure import cache as cache_module
+from harness.results import reused
+from harness.search import _tasks as tasks
+from harness.search import load_space, run_search
+from harness.search._check import check_space
+from harness.search.space import SearchSpace
+
+BASE = """\
+task: localization
+input: {width: 64, steps: 16, backbone: tiny_r2plus1d, window: 8, stride: 4}
+neck: {type: pyramid, width: 16, levels: 2, depth: 1}
+head: {type: anchor_free, width: 16, depth: 1}
+classes: 4
+"""
+
+SPACE = """\
+name: {name}
+base: base.yaml
+data: synthetic-untrimmed:tiny
+budgets: {{gflops: 0.0008}}
+fidelity: {{epochs: 2}}
+train: {{batch_size: 8, lr: 0.003}}
+params:
+  neck.width: [16, 32, 64]
+  neck.levels: [1, 2]
+{extra}"""
+
+
+@pytest.fixture
+def loc_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write a small localization space (features cached under tmp_path)."""
+    monkeypatch.setenv(cache_module.CACHE_ENV, str(tmp_path / "cache"))
+
+    def write(name: str = "loc", extra: str = "") -> Path:
+        (tmp_path / "base.yaml").write_text(BASE)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(SPACE.format(name=name, extra=extra))
+        return path
+
+    return write
+
+
+def test_a_localization_base_makes_a_localization_space(loc_space) -> None:
+    space = load_space(loc_space())
+    assert space.task == "localization"
+    assert space.objectives == {"average_mAP": "maximize", "gflops": "minimize"}
+    spec = space.create_spec({"neck.width": 32, "neck.levels": 1})
+    assert spec.neck is not None and (spec.neck.width, spec.neck.levels) == (32, 1)
+    assert set(get_args(SearchSpace.model_fields["protocol"].annotation)) == set(PROTOCOLS)
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "message"),
+    [
+        ("objectives: {top1: maximize}\n", "objectives.top1", "not measured in a localization"),
+        ("fidelity: {epochs: 2, frames: 8}\n", "fidelity.frames", "remove fidelity.frames"),
+        ("train: {label_smoothing: 0.1}\n", "train.label_smoothing", "does not use"),
+        ("retry_with_checkpointing: true\n", "retry_with_checkpointing", "recognition"),
+        ("tied: {input.window: neck.width}\n", "tied.input.window", "only input.steps"),
+        ("protocol: coco\n", "protocol", "activitynet"),
+        (
+            "backbone_weights: a.pt\nbackbone_training: {epochs: 1}\n",
+            "backbone_training",
+            "not both",
+        ),
+    ],
+)
+def test_what_a_localization_space_cannot_do_is_named(
+    loc_space, extra: str, where: str, message: str
+) -> None:
+    text = loc_space().read_text()
+    for key in ("fidelity", "train"):  # replace a key rather than repeat it
+        if extra.startswith(f"{key}:"):
+            text = "\n".join(line for line in text.splitlines() if not line.startswith(key))
+    path = loc_space().with_name("bad.yaml")
+    path.write_text(text + "\n" + extra)
+    with pytest.raises(SpecError) as info:
+        load_space(path)
+    assert where in str(info.value) and message in str(info.value)
+
+
+def test_a_recognition_space_does_not_measure_map(tiny_space) -> None:
+    path = tiny_space()
+    text = path.read_text().replace("top1: maximize", "average_mAP: maximize")
+    path.write_text(text)
+    with pytest.raises(SpecError, match="not measured in a recognition space"):
+        load_space(path)
+
+
+def test_features_of_another_width_are_named_at_the_base(loc_space, tmp_path: Path) -> None:
+    path = loc_space()
+    (tmp_path / "base.yaml").write_text(BASE.replace("width: 64", "width: 32"))
+    with pytest.raises(SpecError, match=r"reads 32-d features; those of data .* are 64-d"):
+        check_space(load_space(path), draws=0)
+
+
+def test_videos_without_a_backbone_to_extract_with_are_named(loc_space, tmp_path: Path) -> None:
+    path = loc_space()
+    (tmp_path / "base.yaml").write_text(BASE.replace(", backbone: tiny_r2plus1d", ""))
+    with pytest.raises(SpecError, match=r"data: .*names no input.backbone"):
+        check_space(load_space(path), draws=0)
+
+
+def test_a_search_judges_before_training_and_resumes(
+    loc_space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fits: list[int] = []
+    original = tasks._fit_localizer
+
+    def counted(*args, **kwargs):
+        fits.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "_fit_localizer", counted)
+    space = load_space(loc_space())
+    report = check_space(space, draws=20)
+    assert report.data.unit == "videos" and report.data.classes == 4
+    assert (report.data.train_clips, report.data.val_clips) == (4, 2)
+    first = run_search(space, trials=3, results_dir=tmp_path / "results", check=False)
+    table = first.table.set_index("trial")
+    assert set(table["state"]) <= {"complete", "infeasible"}
+    trained = table[table["state"] == "complete"]
+    over = table[table["state"] == "infeasible"]
+    assert len(fits) == int((~reused(trained)).sum()) > 0  # never an over-budget one
+    assert (over["gflops"] > 0.0008).all() and (trained["gflops"] <= 0.0008).all()
+    assert trained["average_mAP"].between(0, 1).all() and trained["mAP_50"].notna().all()
+    protocol = "synthetic-untrimmed:tiny|activitynet|features=init|steps=16|epochs=2|subset=1.0"
+    assert (trained["protocol"] == protocol).all()
+    assert (trained["train_memory_mb"] > 0).all()
+    history = json.loads(trained["history"].iloc[0])
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[-1]["average_mAP"] == trained["average_mAP"].iloc[0]
+    # resumed: the first three trials stay as they were, and three more run
+    again = run_search(space, trials=6, results_dir=tmp_path / "results", check=False)
+    kept = again.table.set_index("trial").loc[[0, 1, 2]]
+    assert list(kept["spec_hash"]) == list(table["spec_hash"])
+    assert len(again.table) == 6
+    complete = again.table[again.table["state"] == "complete"]
+    assert len(fits) == int((~reused(complete)).sum())  # each trained once, none again
+
+
+def test_a_backbone_trained_first_extracts_once(loc_space, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.train
+
+    runs: list[str] = []
+    original = harness.train.train
+
+    def counted(spec, data, **kwargs):
+        runs.append(str(data))
+        return original(spec, data, **kwargs)
+
+    monkeypatch.setattr(harness.train, "train", counted)
+    path = loc_space(extra="backbone_training: {data: 'synthetic:ci', epochs: 1}\n")
+    space = load_space(path)
+    data = tasks.load_space_data(space)
+    assert runs == ["synthetic:ci"]
+    meta = json.loads((data.folder / "features.json").read_text())
+    assert meta["weights"] is not None and meta["weights"].endswith(".pt")
+    assert tasks.protocol_key(space, space.create_spec({})).count("features=trained:synthetic:ci:1")
+    assert tasks.load_space_data(space).folder == data.folder
+    assert runs == ["synthetic:ci"]  # trained once: the second call reuses backbone and features
