@@ -163,6 +163,7 @@ BENCHES = (
     Bench("data", ("bench_data.py", "--json"), ("--rounds", "2"), _generic),
     Bench("checkpoint", ("bench_checkpoint.py", "--json"), ("--quick",), _generic),
     Bench("localization", ("bench_localization.py", "--json"), ("--quick",), _generic),
+    Bench("audio_visual", ("bench_audio_visual.py", "--json"), ("--quick",), _generic),
     Bench("synthetic", ("bench_synthetic.py", "--json"), ("--epochs", "2"), _generic),
     Bench(
         "search_overhead",

@@ -207,12 +207,14 @@ def _stage_rows(model: VideoNet, by_module: dict[str, int]) -> list[StageRow]:
 
 
 def _named_inputs(model: VideoNet) -> dict[str, list[int]]:
-    """Each named input's (C, T, H, W), where there are several clips or pathways."""
+    """Each named input's shape, where there are several clips or pathways: (C, T, H, W)
+    of a clip, (C, frames, mels) of a spectrogram (not the channels it is packed into)."""
     plan = model.plan
-    if len(plan.inputs) == 1 and len(plan.pathways) == 1:
+    audio = {name: [c, frames, mels] for name, c, frames, mels in plan.audio}
+    if len(plan.inputs) == 1 and len(plan.pathways) == 1 and not audio:
         return {}
     _, t, h, w = plan.input_shape
-    return {name: [c, t, h, w] for name, c in plan.inputs}
+    return {name: audio.get(name, [c, t, h, w]) for name, c in plan.inputs}
 
 
 def describe_model(

@@ -14,4 +14,5 @@ fi
 . scripts/postgres.sh
 ruff check harness dashboard tests benchmarks
 mypy
-python -m pytest -n 2 "$@"
+# worksteal: a worker that runs out of tests takes some of the other's (the long ones end the run)
+python -m pytest -n 2 --dist worksteal "$@"

@@ -55,7 +55,7 @@ def export_command(
     """Write the synthetic benchmark as .mp4 files in class folders (DIR/{train,val}/CLASS);
     the untrimmed one as DIR/videos/VIDEO.mp4, DIR/annotations.json and DIR/thumos14/."""
     from harness.data.export import export_synthetic
-    from harness.data.spec import SyntheticDataSpec, load_data_spec
+    from harness.data.spec import AUDIO_VISUAL, SyntheticDataSpec, load_data_spec
     from harness.localization.untrimmed import is_untrimmed_name
 
     if is_untrimmed_name(source):
@@ -73,10 +73,11 @@ def export_command(
     clips = 16 if clips is None else clips
     fps = 25 if fps is None else fps
 
-    if not (source == "synthetic" or source.startswith("synthetic:") or source.endswith(".yaml")):
+    builtin = source.partition(":")[0] in ("synthetic", AUDIO_VISUAL)
+    if not (builtin or source.endswith(".yaml")):
         raise SpecError(
-            f"only the built-in benchmark can be exported (synthetic[:ci|tiny|small|large] or "
-            f"a synthetic YAML), got '{source}'",
+            f"only the built-in benchmarks can be exported (synthetic[:ci|tiny|small|large], "
+            f"{AUDIO_VISUAL}[:...] or a synthetic YAML), got '{source}'",
             path=("SOURCE",),
             file="<command line>",
         )

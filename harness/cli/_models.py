@@ -17,7 +17,7 @@ from harness.zoo import list_zoo, zoo_path
 
 if TYPE_CHECKING:
     from harness.report import ModelReport
-    from harness.spec.schema import PublishedSpec
+    from harness.spec.schema import ModelSpec, PublishedSpec
 
 console = Console()
 
@@ -269,8 +269,23 @@ def compile_command(
         typer.echo(json.dumps({**report.to_json(), **(plain or {})}))
         return
     _print_report(report)
+    _print_front_end(loaded)
     if plain is not None:
         _print_checkpointing(report, plain)
+
+
+def _print_front_end(spec: ModelSpec) -> None:
+    """What the data loader computes for a spectrogram input (not part of the network)."""
+    from harness.data.audio import front_end_macs
+    from harness.train import audio_settings
+
+    settings = audio_settings(spec)
+    if settings is not None:
+        console.print(
+            f"spectrogram front-end (data loader, not in gflops): "
+            f"{front_end_macs(settings) / 1e9:.6f} GFLOPs per clip ({settings.frames} frames "
+            f"of a {settings.n_fft}-point FFT and {settings.mels} mel bands)"
+        )
 
 
 def _compile_localizer(ref: str, classes: int | None, as_json: bool) -> None:

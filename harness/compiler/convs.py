@@ -4,6 +4,7 @@
 ``2plus1d``      1 x h x w -> norm/act -> t x 1 x 1, mid width by the R(2+1)D formula
 ``separable``    the same with mid width = output width (S3D's separable conv)
 ``dw_temporal``  1 x h x w -> depthwise t x 1 x 1 (X3D's stem)
+``parallel``     t x 1 x 1 + 1 x h x w, summed, -> norm/act (AVSlowFast's audio stem)
 
 Each unit ends with norm and act. Spatial strides go on the spatial conv, temporal ones on
 the temporal conv.
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from harness.compiler.layers import ConvNormAct, conv3d, create_act, create_norm
+from harness.compiler.layers import ConvNormAct, ParallelSum, conv3d, create_act, create_norm
 from harness.compiler.layers import r2plus1d_mid_width as _mid
 from harness.registry import Registry
 
@@ -108,6 +109,31 @@ def _dw_temporal(
     return nn.Sequential(
         conv3d(dim_in, dim_out, (1, h, w), (1, stride[1], stride[2]), bias=bias),
         conv3d(dim_out, dim_out, (t, 1, 1), (stride[0], 1, 1), groups=dim_out, bias=bias),
+        create_norm(norm, dim_out),
+        create_act(act),
+    )
+
+
+@CONV_UNITS.register("parallel")
+def _parallel(
+    *,
+    dim_in: int,
+    dim_out: int,
+    kernel: Triple,
+    stride: Triple,
+    mid_width: int | None,
+    norm: str,
+    act: str,
+    bias: bool,
+) -> nn.Module:
+    t, h, w = kernel
+    # NOTE: both convs take the whole stride, so that their outputs line up: a kernel of 1
+    # with stride s keeps ceil(n / s) of n, as a 'same'-padded kernel k does.
+    return nn.Sequential(
+        ParallelSum(
+            conv3d(dim_in, dim_out, (t, 1, 1), stride, bias=bias),
+            conv3d(dim_in, dim_out, (1, h, w), stride, bias=bias),
+        ),
         create_norm(norm, dim_out),
         create_act(act),
     )

@@ -18,6 +18,7 @@ __all__ = [
     "NORMS",
     "ConvNormAct",
     "DropPath",
+    "ParallelSum",
     "SqueezeExcite",
     "conv3d",
     "create_act",
@@ -84,6 +85,21 @@ class ConvNormAct(nn.Sequential):
         self.conv = conv3d(dim_in, dim_out, kernel, stride, groups=groups, bias=bias)
         self.norm = create_norm(norm, dim_out)
         self.act = create_act(act)
+
+
+class ParallelSum(nn.Module):
+    """Branches that read the same input, their outputs summed (a t x 1 x 1 and a
+    1 x h x w conv side by side: AVSlowFast's audio stem and acoustic bottleneck)."""
+
+    def __init__(self, *branches: nn.Module) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branches[0](x)
+        for branch in self.branches[1:]:
+            out = out + branch(x)
+        return out
 
 
 def r2plus1d_mid_width(dim_in: int, dim_out: int, t: int, k: int) -> int:

@@ -10,6 +10,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from harness.compiler.audio import collapse_height
 from harness.compiler.blocks import BlockFn, create_block
 from harness.compiler.heads import create_head
 from harness.compiler.pathways import (
@@ -180,7 +181,13 @@ class VideoNet(nn.Module):
     def example_inputs(self, batch: int = 1) -> dict[str, torch.Tensor]:
         """Random named inputs of the shapes the network was built for."""
         _, t, h, w = self.plan.input_shape
-        return {name: torch.randn(batch, c, t, h, w) for name, c in self.plan.inputs}
+        audio = {name: (c, frames, mels) for name, c, frames, mels in self.plan.audio}
+        return {
+            name: torch.randn(batch, *audio[name])
+            if name in audio
+            else torch.randn(batch, c, t, h, w)
+            for name, c in self.plan.inputs
+        }
 
 
 def _build_stage(stage: StagePlan, create: BlockFn = create_block) -> nn.Module:
@@ -224,9 +231,16 @@ def _build_stem(pathway: PathwayPlan) -> nn.Module:
     _, t, h, w = pathway.stem_shape
     grid = Grid(t, h, w, pathway.stem_tokens, pathway.stem_declared)
     try:
-        return create_stem(pathway.stem, dim_in=pathway.input_shape[0], grid=grid)
+        stem = create_stem(pathway.stem, dim_in=pathway.input_shape[0], grid=grid)
     except SpecError as exc:
         raise SpecError(exc.message, path=(*pathway.path, "stem", *exc.path)) from None
+    return collapse_height(stem) if pathway.audio else stem
+
+
+def _build_stages(pathway: PathwayPlan, create: BlockFn) -> list[nn.Module]:
+    """The pathway's stages; an audio pathway's with every height kernel collapsed."""
+    stages = [_build_stage(stage, create) for stage in pathway.stages]
+    return [collapse_height(s) for s in stages] if pathway.audio else stages
 
 
 def _build_head(spec: ModelSpec, plan: NetworkPlan, classes: int) -> nn.Module:
@@ -250,10 +264,9 @@ def _build_steps(plan: NetworkPlan, create: BlockFn) -> tuple[nn.Module, list[nn
     }
     stem = PathwayStep({p.name: _build_stem(p) for p in plan.pathways}, laterals.get("stem", []))
     stages: list[nn.Module] = []
+    built = {p.name: _build_stages(p, create) for p in plan.pathways}
     for i in range(len(plan.trunk.stages)):
-        layers = {
-            p.name: _build_stage(p.stages[i], create) for p in plan.pathways if i < len(p.stages)
-        }
+        layers = {name: own[i] for name, own in built.items() if i < len(own)}
         stages.append(PathwayStep(layers, laterals.get(i, [])))
     return stem, stages
 
@@ -299,11 +312,12 @@ def _compile(
     single = spec.pathways is None
     if single:
         (pathway,) = plan.pathways
-        stem, stages = _build_stem(pathway), [_build_stage(s, create) for s in pathway.stages]
+        stem, stages = _build_stem(pathway), _build_stages(pathway, create)
     else:
         stem, stages = _build_steps(plan, create)
     reads = {p.name: (p.inputs, p.frame_stride) for p in plan.pathways}
-    inputs = Inputs(plan.inputs, reads, segments=plan.segments, single=single)
+    audio = {name: (c, frames, mels) for name, c, frames, mels in plan.audio}
+    inputs = Inputs(plan.inputs, reads, segments=plan.segments, single=single, audio=audio)
     consensus = None
     if spec.segments is not None:
         consensus = create_consensus(

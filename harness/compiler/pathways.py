@@ -3,7 +3,9 @@
 Registries, keyed by the YAML strings of :mod:`harness.spec.pathways`:
 
     LATERALS   time_strided_conv | time_to_channel | strided_sample   (source -> target frames)
+               pooled_time_conv | cross_attention        (harness.compiler.audio)
     COMBINES   concat | sum | attention                               (target, lateral -> target)
+               cross_attention                           (harness.compiler.audio)
     JOINS      concat | scores                                        (pathways -> class scores)
     CONSENSUS  avg | max | attention                                  (K snippet scores -> one)
 """
@@ -46,10 +48,13 @@ CONSENSUS: Registry[Callable[..., nn.Module]] = Registry("consensus")
 class Inputs(nn.Module):
     """Named inputs -> what every pathway reads.
 
-    Accepts a mapping of named ``(B, C, T, H, W)`` clips, or one tensor holding the named
-    inputs stacked over channels in declared order (a single-input model takes its clip as
-    is). With ``segments`` = K the T frames are K snippets, folded into the batch. Each
-    pathway concatenates its inputs over channels and keeps every ``frame_stride``-th frame.
+    Accepts a mapping of named ``(B, C, T, H, W)`` clips and ``(B, C, frames, mels)``
+    spectrograms, or one tensor holding the named inputs stacked over channels in declared
+    order (a single-input model takes its clip as is; a spectrogram rides in it flattened
+    and zero-padded, see ``harness.compiler.plan.packed_channels``). Spectrograms go on as
+    ``(B, C, frames, 1, mels)`` maps. With ``segments`` = K the T frames are K snippets,
+    folded into the batch. Each pathway concatenates its inputs over channels and keeps
+    every ``frame_stride``-th frame.
     """
 
     def __init__(
@@ -59,27 +64,46 @@ class Inputs(nn.Module):
         *,
         segments: int,
         single: bool,
+        audio: dict[str, tuple[int, int, int]] | None = None,
     ) -> None:
         super().__init__()
         self.inputs = inputs
         self.reads = reads  # pathway -> (input names, frame stride)
         self.segments = segments
         self.single = single
+        self.audio = audio or {}  # spectrogram input -> (channels, frames, mels)
         strides = [stride for _, stride in reads.values()]
-        self.passthrough = single and len(inputs) == 1 and strides == [1] and segments == 1
+        self.passthrough = (
+            single and len(inputs) == 1 and strides == [1] and segments == 1 and not self.audio
+        )
+
+    def _spectrogram(self, name: str, x: torch.Tensor, packed: bool) -> torch.Tensor:
+        """A spectrogram input as a (B, C, frames, 1, mels) map."""
+        c, frames, mels = self.audio[name]
+        if packed and x[0].numel() >= c * frames * mels:
+            x = x.flatten(1)[:, : c * frames * mels].reshape(x.shape[0], c, frames, mels)
+        elif packed or tuple(x.shape[1:]) != (c, frames, mels):
+            raise SpecError(
+                f"input '{name}' is a spectrogram (B, {c}, {frames}, {mels}) "
+                f"(channels, frames, mels); got {tuple(x.shape)}",
+                path=("inputs", name),
+            )
+        return x.unsqueeze(3)
 
     def _named(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> Features:
         names = [name for name, _ in self.inputs]
         if isinstance(x, Mapping):
             if len(names) == 1 and len(x) == 1:
-                return {names[0]: next(iter(x.values()))}
+                x = {names[0]: next(iter(x.values()))}
             missing = [n for n in names if n not in x]
             if missing:
                 raise SpecError(
                     f"this model reads inputs {', '.join(names)}; '{missing[0]}' is missing",
                     path=("inputs", missing[0]),
                 )
-            return {n: x[n] for n in names}
+            return {
+                n: self._spectrogram(n, x[n], False) if n in self.audio else x[n] for n in names
+            }
         total = sum(c for _, c in self.inputs)
         if x.shape[1] != total:
             parts = " + ".join(f"{n} {c}" for n, c in self.inputs)
@@ -89,7 +113,10 @@ class Inputs(nn.Module):
                 path=("inputs",),
             )
         chunks = torch.split(x, [c for _, c in self.inputs], dim=1)
-        return dict(zip(names, chunks, strict=True))
+        return {
+            n: self._spectrogram(n, chunk, True) if n in self.audio else chunk
+            for n, chunk in zip(names, chunks, strict=True)
+        }
 
     def _fold(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, h, w = x.shape
@@ -153,7 +180,7 @@ class PathwayStep(nn.Module):
 @LATERALS.register("time_strided_conv")
 def _time_strided_conv(plan: LateralPlan) -> nn.Module:
     """K x 1 x 1 conv with temporal stride alpha, norm, ReLU (SlowFast's FuseFastToSlow)."""
-    k = plan.spec.kernel
+    k = plan.spec.kernel  # type: ignore[attr-defined]
     unit = ConvNormAct(plan.dim_in, plan.dim_out, (k, 1, 1), (plan.ratio, 1, 1))
     return unit
 
@@ -188,6 +215,8 @@ LATERALS.register("strided_sample")(lambda plan: StridedSample(plan.ratio))
 
 class Concat(nn.Module):
     def forward(self, target: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
+        if lateral.shape[3:] != target.shape[3:]:  # one vector per frame (pooled_time_conv)
+            lateral = lateral.expand(-1, -1, -1, *target.shape[3:])
         return torch.cat((target, lateral), dim=1)
 
 

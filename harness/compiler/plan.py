@@ -18,8 +18,9 @@ from typing import Any
 
 from harness.errors import SpecError, format_key_path
 from harness.spec.attention import PatchStemSpec, TokenSelectionSpec, TransformerBlockSpec
+from harness.spec.audio import is_audio, reads_audio
 from harness.spec.load import is_own_key
-from harness.spec.pathways import LateralSpec
+from harness.spec.pathways import Connection
 from harness.spec.schema import ConvStemSpec, ModelSpec, PathwaySpec, PoolSpec
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "SelectionPlan",
     "StagePlan",
     "min_clip",
+    "packed_channels",
     "plan_network",
 ]
 
@@ -120,7 +122,7 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class LateralPlan:
-    spec: LateralSpec
+    spec: Connection  # a LateralSpec, or an audio-visual fusion (harness.spec.audio)
     path: KeyPath  # key path of the lateral in the spec
     position: str | int  # "stem" or a stage index
     source: str  # pathway read
@@ -146,6 +148,9 @@ class PathwayPlan:
     stages: tuple[StagePlan, ...]
     shape_out: Shape  # after the last stage and every fusion into this pathway
     tokens_out: str
+    # Reads spectrograms: maps are (C, time, 1, frequency) and every layer's height kernel,
+    # stride and padding are 1, 1 and 0 (see harness.spec.audio).
+    audio: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,9 @@ class NetworkPlan:
     pathways: tuple[PathwayPlan, ...]
     laterals: tuple[LateralPlan, ...] = ()
     segments: int = 1  # snippets folded into the batch (TSN); 1: none
+    # (name, channels, frames, mels) of every spectrogram input; in ``inputs`` and
+    # ``input_shape`` each takes the channels that :func:`packed_channels` gives it.
+    audio: tuple[tuple[str, int, int, int], ...] = ()
 
     @property
     def trunk(self) -> PathwayPlan:
@@ -185,6 +193,12 @@ class _State:
     shape: Shape
     tokens: str
     declared: Extent
+    audio: bool = False  # an audio pathway: nothing strides, pools or pads over height
+
+
+def _flat(triple: tuple[int, int, int], audio: bool, height: int = 1) -> tuple[int, int, int]:
+    """``triple`` with its height entry set to ``height`` in an audio pathway."""
+    return (triple[0], height, triple[2]) if audio else triple
 
 
 def _stride(shape: Shape, stride: tuple[int, int, int], paths: tuple[KeyPath, ...]) -> Shape:
@@ -210,11 +224,13 @@ def _patches(shape: Shape, patch: tuple[int, int, int], path: KeyPath) -> Shape:
     return (c, t, h, w)
 
 
-def _pool(shape: Shape, pool: PoolSpec, path: KeyPath) -> Shape:
+def _pool(shape: Shape, pool: PoolSpec, path: KeyPath, audio: bool = False) -> Shape:
     c, *extent = shape
-    stride = pool.stride or pool.kernel
+    kernel = _flat(pool.kernel, audio)
+    stride = _flat(pool.stride or pool.kernel, audio)
+    padding = _flat(pool.padding, audio, 0)
     out = []
-    for axis, n, k, s, p in zip(_AXES, extent, pool.kernel, stride, pool.padding, strict=True):
+    for axis, n, k, s, p in zip(_AXES, extent, kernel, stride, padding, strict=True):
         if 2 * p > k:
             raise SpecError(
                 f"padding {p} is more than half the kernel {k}", path=(*path, "padding")
@@ -227,7 +243,7 @@ def _pool(shape: Shape, pool: PoolSpec, path: KeyPath) -> Shape:
     return (c, out[0], out[1], out[2])
 
 
-def _plan_stem(stem: Any, shape: Shape, prefix: KeyPath) -> tuple[Shape, str]:
+def _plan_stem(stem: Any, shape: Shape, prefix: KeyPath, audio: bool) -> tuple[Shape, str]:
     path = (*prefix, "stem")
     if isinstance(stem, PatchStemSpec):
         if stem.kernel is None:
@@ -238,10 +254,10 @@ def _plan_stem(stem: Any, shape: Shape, prefix: KeyPath) -> tuple[Shape, str]:
         return (stem.width, *shape[1:]), tokens
     if not isinstance(stem, ConvStemSpec):
         return shape, MAP
-    shape = _stride(shape, stem.stride, ((*path, "stride"),) * 3)
+    shape = _stride(shape, _flat(stem.stride, audio), ((*path, "stride"),) * 3)
     shape = (stem.width, *shape[1:])
     if stem.pool is not None:
-        shape = _pool(shape, stem.pool, (*path, "pool"))
+        shape = _pool(shape, stem.pool, (*path, "pool"), audio)
     return shape, MAP
 
 
@@ -337,10 +353,10 @@ def _plan_block(
         (*stage_path, "spatial_stride"),
         (*stage_path, "spatial_stride"),
     )
-    out = _stride(state.shape, (stride[0], stride[1], stride[1]), keys)
+    out = _stride(state.shape, _flat((stride[0], stride[1], stride[1]), state.audio), keys)
     out = (dim_out, *out[1:])
     if layout == MAP:
-        return _State(out, MAP, state.declared)
+        return _State(out, MAP, state.declared, state.audio)
     return _TOKEN_RULES[block.type](block, state, stride, out, path)
 
 
@@ -382,7 +398,8 @@ def _plan_stage(
     if stage.pool is not None:
         if state.tokens != MAP:
             raise SpecError("a stage of token blocks has no pool", path=(*path, "pool"))
-        state = _State(_pool(state.shape, stage.pool, (*path, "pool")), MAP, state.declared)
+        shape = _pool(state.shape, stage.pool, (*path, "pool"), state.audio)
+        state = _State(shape, MAP, state.declared, state.audio)
     plan = StagePlan(
         path=path,
         blocks=tuple(blocks),
@@ -429,25 +446,25 @@ def _plan_selection(
 
 
 def _plan_lateral(
-    spec: LateralSpec, path: KeyPath, position: str | int, states: dict[str, _State]
+    spec: Connection, path: KeyPath, position: str | int, states: dict[str, _State]
 ) -> LateralPlan:
     source, target = states[spec.source], states[spec.target]
     if source.tokens != MAP or target.tokens != MAP:
         raise SpecError("laterals connect feature maps, not tokens", path=(*path, "after"))
     (c_s, t_s, *hw_s), (c_t, t_t, *hw_t) = source.shape, target.shape
-    if hw_s != hw_t:
+    if spec.same_space and hw_s != hw_t:
         raise SpecError(
             f"pathway '{spec.source}' is {hw_s[0]}x{hw_s[1]} here and '{spec.target}' "
             f"{hw_t[0]}x{hw_t[1]}: a lateral needs the same height and width",
             path=(*path, "after"),
         )
-    if t_s % t_t:
+    if spec.same_time and t_s % t_t:
         raise _ClipDoesNotFit(
             f"pathway '{spec.source}' has {t_s} frames here, not a multiple of "
             f"'{spec.target}''s {t_t}: alpha must divide the frame count",
             path=(*path, "after"),
         )
-    ratio = t_s // t_t
+    ratio = max(1, t_s // t_t)
     dim_out = spec.out_channels(c_s, ratio, c_t)
     if spec.combine != "concat" and dim_out != c_t:
         raise SpecError(
@@ -475,13 +492,45 @@ def _input_shape(
     spec: ModelSpec, pathway: PathwaySpec, index: int, frames: int, size: int, prefix: KeyPath
 ) -> Shape:
     channels = spec.input_channels()
+    if reads_audio(spec, pathway):
+        # a spectrogram's own frames, whatever the clip's: (C, time, 1, frequency)
+        assert spec.inputs is not None, "an audio pathway reads a declared input"
+        audio = spec.inputs[pathway.input[0]]
+        frames, size = audio.frames, audio.mels  # type: ignore[union-attr]
     if frames % pathway.frame_stride:
         raise _ClipDoesNotFit(
             f"frame stride (alpha) {pathway.frame_stride} does not divide the {frames} frames "
             "the pathway reads",
             path=(*prefix, "frame_stride"),
         )
-    return (sum(channels[n] for n in pathway.input), frames // pathway.frame_stride, size, size)
+    c = sum(channels[n] for n in pathway.input)
+    if reads_audio(spec, pathway):
+        return (c, frames // pathway.frame_stride, 1, size)
+    return (c, frames // pathway.frame_stride, size, size)
+
+
+def packed_channels(elements: int, frames: int, size: int) -> int:
+    """Channels of a ``frames x size x size`` clip that hold ``elements`` values.
+
+    NOTE: the cost tools feed one tensor of ``NetworkPlan.input_shape``; a spectrogram
+    rides in it as this many extra channels, flattened and zero-padded (the model's
+    ``Inputs`` unpacks it). A mapping of named inputs carries it as it is.
+    """
+    return -(-elements // (frames * size * size))
+
+
+def _inputs(spec: ModelSpec, frames: int, size: int) -> tuple[tuple[str, int], ...]:
+    """(name, channels) of every input in the stacked tensor: spectrograms packed."""
+    if spec.inputs is None:
+        return (("rgb", spec.clip.channels),)
+    out = []
+    for name, value in spec.inputs.items():
+        channels = value.channels
+        if is_audio(value):
+            elements = channels * value.frames * value.mels  # type: ignore[union-attr]
+            channels = packed_channels(elements, frames, size)
+        out.append((name, channels))
+    return tuple(out)
 
 
 def _plan(
@@ -500,10 +549,11 @@ def _plan(
     firsts: dict[str, tuple[Shape, Shape, str, Extent]] = {}
     for j, (pathway, prefix) in enumerate(zip(pathways, prefixes, strict=True)):
         shape_in = _input_shape(spec, pathway, j, frames // segments, size, prefix)
-        shape, tokens = _plan_stem(pathway.stem, shape_in, prefix)
+        audio = reads_audio(spec, pathway)
+        shape, tokens = _plan_stem(pathway.stem, shape_in, prefix, audio)
         extent: Extent = (shape[1], shape[2], shape[3])
         known = declared.pathways[j].stem_declared if declared else extent
-        states[pathway.name] = _State(shape, tokens, known)
+        states[pathway.name] = _State(shape, tokens, known, audio)
         firsts[pathway.name] = (shape_in, shape, tokens, known)
     laterals = _fuse(spec, "stem", states)
     stage_plans: dict[str, list[StagePlan]] = {p.name: [] for p in pathways}
@@ -533,16 +583,23 @@ def _plan(
             stages=tuple(stage_plans[p.name]),
             shape_out=states[p.name].shape,
             tokens_out=states[p.name].tokens,
+            audio=states[p.name].audio,
         )
         for p, prefix in zip(pathways, prefixes, strict=True)
     )
-    channels = spec.input_channels()
+    inputs = _inputs(spec, frames, size)
+    spectrograms = tuple(
+        (name, value.channels, value.frames, value.mels)  # type: ignore[union-attr]
+        for name, value in (spec.inputs or {}).items()
+        if is_audio(value)
+    )
     return NetworkPlan(
-        input_shape=(sum(channels.values()), frames, size, size),
-        inputs=tuple(channels.items()),
+        input_shape=(sum(c for _, c in inputs), frames, size, size),
+        inputs=inputs,
         pathways=plans,
         laterals=tuple(laterals),
         segments=segments,
+        audio=spectrograms,
     )
 
 
@@ -569,6 +626,8 @@ def _clip_error(spec: ModelSpec, exc: _ClipDoesNotFit, frames: int, size: int) -
     """The error of a clip that does not fit, at the key that is most likely the mistake: the
     layer's, or the clip's own where the spec's file set its clip and inherited the layer."""
     need_frames, need_size = min_clip(spec)
+    if max(need_frames, need_size) >= CLIP_LIMIT:  # no clip fits: the clip is not the cause
+        return SpecError(exc.message, path=exc.path)  # (a spectrogram's frames or mels are)
     key = "frames" if exc.axis == "frames" else "size"
     clip = ("clip", key)
     if (
@@ -599,11 +658,17 @@ def _fits(spec: ModelSpec, frames: int, size: int) -> bool:
     return True
 
 
-def min_clip(spec: ModelSpec, limit: int = 4096) -> tuple[int, int]:
+CLIP_LIMIT = 4096  # the longest and widest clip min_clip tries
+
+
+def min_clip(spec: ModelSpec, limit: int = CLIP_LIMIT) -> tuple[int, int]:
     """The smallest (frames, size) the network accepts (strides and pools permitting)."""
     # NOTE: the long clip the sizes are tried with must split into the segments
     segments = spec.segments.count if spec.segments else 1
     long = limit - limit % segments
-    size = next((s for s in range(1, limit) if _fits(spec, long, s)), limit)
+    # NOTE: a spectrogram keeps its own length, so an audio-visual network may take only
+    # clips whose frames divide it: sizes are then tried at the spec's own clip length.
+    probe = long if _fits(spec, long, limit - 1) else spec.clip.frames
+    size = next((s for s in range(1, limit) if _fits(spec, probe, s)), limit)
     frames = next((t for t in range(1, limit) if _fits(spec, t, size)), limit)
     return frames, size

@@ -2,7 +2,11 @@
 
 An item is ``(clip, label, video)``: ``clip`` is a ``(C, T, H, W)`` float tensor (a
 ``{"rgb": ..., "flow": ...}`` mapping for two-stream data), ``video`` the index of the
-video it came from. In evaluation a data set of ``N`` videos with ``views = (K, S)``
+video it came from. Given :class:`~harness.data.audio.AudioSettings`, ``clip`` is a
+mapping with an ``"audio"`` entry too: the ``(1, frames, mels)`` log-mel spectrogram of
+the sound from the clip's first frame over the clip's span (``synthetic-av``, or a real
+video's audio track; a video without one is silence, or left out when the spec says
+``missing_audio: skip``). In evaluation a data set of ``N`` videos with ``views = (K, S)``
 has ``N * K * S`` items, one per temporal clip and spatial crop, whose scores the
 evaluator averages per video. Items are addressed by ``(index, seed)`` keys (see
 :class:`harness.data.loader.ClipSampler`), so that every random choice of an item follows
@@ -15,6 +19,7 @@ headers could not be read.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -25,11 +30,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from harness.data.audio import AudioSettings, clip_log_mel, load_audio, probe_audio
 from harness.data.flow import FLOW_MEAN, FLOW_STD, load_flow
 from harness.data.index import DataWarning, VideoRecord, get_cache_dir, load_video_index
 from harness.data.sampling import sample_clip
 from harness.data.spec import SyntheticDataSpec, VideoDataSpec, load_data_spec
-from harness.data.synthetic import SyntheticVideos
+from harness.data.synthetic_av import SyntheticAVVideos, create_synthetic_videos
 from harness.data.transforms import ClipTransform, create_test_transform, create_train_transform
 from harness.data.video import DecodeError, load_folder_frames, load_video_frames
 from harness.errors import SpecError
@@ -47,6 +53,12 @@ Key = int | tuple[int, int]
 MAX_REPLACEMENTS = 16  # videos tried in place of one that fails to decode
 
 
+def _span(indices: np.ndarray) -> tuple[int, int]:
+    """(first frame, frames from the first to the last) of a clip's frame numbers."""
+    first, last = int(indices.min()), int(indices.max())
+    return first, last - first + 1
+
+
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     """``(T, H, W, C)`` uint8 -> ``(T, C, H, W)`` float32 in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
@@ -60,17 +72,25 @@ class ClipDataset(Dataset[tuple[Any, int, int]], ABC):
         train: random clips and augmentation (else deterministic views).
         views: (temporal clips, spatial crops) per video in evaluation.
         sampler: the clip sampler's name.
+        audio: add the clip's log-mel spectrogram to items (None: pictures only).
     """
 
     classes: list[str]
 
     def __init__(
-        self, *, clip: ClipSpec, train: bool, views: tuple[int, int], sampler: str
+        self,
+        *,
+        clip: ClipSpec,
+        train: bool,
+        views: tuple[int, int],
+        sampler: str,
+        audio: AudioSettings | None = None,
     ) -> None:
         self.clip = clip
         self.train = train
         self.views = (1, 1) if train else views
         self.sampler = sampler
+        self.audio = audio
         self._warned: set[int] = set()
 
     @property
@@ -136,7 +156,8 @@ class ClipDataset(Dataset[tuple[Any, int, int]], ABC):
 
 
 class SyntheticClipDataset(ClipDataset):
-    """A split of the built-in benchmark, rendered at the clip's size."""
+    """A split of the built-in benchmark, rendered at the clip's size (with its sound,
+    for ``synthetic-av`` and audio settings)."""
 
     def __init__(
         self,
@@ -146,10 +167,17 @@ class SyntheticClipDataset(ClipDataset):
         clip: ClipSpec,
         train: bool,
         views: tuple[int, int],
+        audio: AudioSettings | None = None,
     ) -> None:
         sampler = spec.train_sampler if train else spec.test_sampler
-        super().__init__(clip=clip, train=train, views=views, sampler=sampler)
-        self.videos = SyntheticVideos(spec, split)
+        super().__init__(clip=clip, train=train, views=views, sampler=sampler, audio=audio)
+        self.videos = create_synthetic_videos(spec, split)
+        if audio is not None and not isinstance(self.videos, SyntheticAVVideos):
+            raise SpecError(
+                "the synthetic benchmark has no sound; the audio-visual one is "
+                f"'synthetic-av:{spec.preset}' (or 'sound: true')",
+                path=("data", "sound"),
+            )
         self.classes = self.videos.classes
         self._labels = np.arange(len(self.videos)) % spec.classes
         self.transform = create_train_transform(
@@ -165,13 +193,25 @@ class SyntheticClipDataset(ClipDataset):
 
     def load(
         self, video: int, indices: np.ndarray, rng: np.random.Generator | None, crop: int
-    ) -> torch.Tensor:
+    ) -> Any:
         frames = _to_tensor(self.videos.render(video, indices, self.clip.size))
-        return self.transform(frames, rng).permute(1, 0, 2, 3)
+        rgb = self.transform(frames, rng).permute(1, 0, 2, 3)
+        if self.audio is None:
+            return rgb
+        assert isinstance(self.videos, SyntheticAVVideos)  # checked in __init__
+        first, frames_spanned = _span(indices)
+        waveform = self.videos.audio(
+            video,
+            start=self.videos.frame_time(first),
+            duration=self.videos.frame_time(frames_spanned),
+            sample_rate=self.audio.sample_rate,
+        )
+        return {"rgb": rgb, "audio": clip_log_mel(waveform, self.audio)}
 
 
 class VideoClipDataset(ClipDataset):
-    """A split of a real data set: decoded video files or frame folders."""
+    """A split of a real data set: decoded video files or frame folders (and their sound,
+    given audio settings)."""
 
     def __init__(
         self,
@@ -181,17 +221,20 @@ class VideoClipDataset(ClipDataset):
         clip: ClipSpec,
         train: bool,
         views: tuple[int, int],
+        audio: AudioSettings | None = None,
     ) -> None:
         sampler = spec.train_sampler if train else spec.test_sampler
-        super().__init__(clip=clip, train=train, views=views, sampler=sampler)
+        super().__init__(clip=clip, train=train, views=views, sampler=sampler, audio=audio)
         self.spec = spec
         index = load_video_index(spec, split)
         self.classes = list(index.classes)
         self.records: tuple[VideoRecord, ...] = index.records
-        self.skipped = index.skipped
+        self.skipped = dict(index.skipped)
+        self.cache_dir = get_cache_dir(spec.cache_dir)
+        if audio is not None and spec.missing_audio == "skip":
+            self._drop_silent(split)
         self._labels = np.array([r.label for r in self.records], dtype=np.int64)
         self.short_side = spec.short_side or round(clip.size * 8 / 7)
-        self.cache_dir = get_cache_dir(spec.cache_dir)
         self.transforms = {
             "rgb": self._transforms(spec.mean, spec.std, ()),
             "flow": self._transforms(FLOW_MEAN, FLOW_STD, (0,)),
@@ -217,6 +260,36 @@ class VideoClipDataset(ClipDataset):
             create_test_transform(size=size, mean=mean, std=std, view=v, views=views)
             for v in range(views)
         ]
+
+    def _drop_silent(self, split: str) -> None:
+        """Leave out the videos without an audio track (``missing_audio: skip``)."""
+        videos = [r for r in self.records if not r.folder]
+        digest = hashlib.sha1(str(Path(self.spec.root).expanduser().resolve()).encode())
+        cache_file = self.cache_dir / "audio" / f"probe-{digest.hexdigest()[:16]}.json"
+        answers = probe_audio([r.path for r in videos], cache_file=cache_file)
+        # NOTE: a file that cannot be read (None) stays: decoding it fails and the data set
+        # replaces it (with its own warning), rather than calling it silent here
+        silent = [r for r in self.records if r.folder]  # frame folders have no sound
+        silent += [r for r, has in zip(videos, answers, strict=True) if has is False]
+        sound = {r.path for r in self.records} - {r.path for r in silent}
+        if not silent:
+            return
+        names = [Path(r.path).name for r in silent]
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        if len(silent) == len(self.records):
+            raise SpecError(
+                f"no video of the '{split}' split of {self.spec.root} has an audio track "
+                f"({shown}); 'missing_audio: silence' gives them silent sound",
+                path=("data", "missing_audio"),
+            )
+        warnings.warn(
+            f"{self.spec.root}: skipped {len(silent)} of {len(self.records)} videos of the "
+            f"'{split}' split: no audio track ({shown})",
+            DataWarning,
+            stacklevel=4,
+        )
+        self.skipped["no audio track"] = len(silent)
+        self.records = tuple(r for r in self.records if r.path in sound)
 
     @property
     def labels(self) -> np.ndarray:
@@ -256,7 +329,27 @@ class VideoClipDataset(ClipDataset):
             frames = _to_tensor(streams[name](record, indices))
             transform = self.transforms[name][0 if self.train else crop]
             out[name] = transform(frames, rng).permute(1, 0, 2, 3)
+        if self.audio is not None:
+            out["audio"] = self._audio(record, indices, self.audio)
         return out if len(out) > 1 else out[wanted[0]]
+
+    def _audio(
+        self, record: VideoRecord, indices: np.ndarray, settings: AudioSettings
+    ) -> torch.Tensor:
+        """The log-mel spectrogram of the clip's sound (silence without a track)."""
+        first, frames = _span(indices + record.first)
+        waveform = None
+        if not record.folder and record.fps > 0:
+            waveform = load_audio(
+                record.path,
+                sample_rate=settings.sample_rate,
+                start=first / record.fps,
+                duration=frames / record.fps,
+                cache_dir=self.cache_dir,
+            )
+        if waveform is None:  # NOTE: no track: silence (missing_audio: skip left these out)
+            waveform = np.zeros(0, np.float32)
+        return clip_log_mel(waveform, settings)
 
 
 def create_dataset(
@@ -266,6 +359,7 @@ def create_dataset(
     clip: ClipSpec,
     train: bool | None = None,
     views: tuple[int, int] = (1, 1),
+    audio: AudioSettings | None = None,
 ) -> ClipDataset:
     """The clips of ``split`` (``"train"`` or ``"val"``) of a data set.
 
@@ -276,12 +370,21 @@ def create_dataset(
         clip: frames, stride and crop size (the model spec's ``clip``).
         train: augment and sample at random (default: ``split == "train"``).
         views: (temporal clips, spatial crops) per video when not training.
+        audio: items are ``{"rgb": ..., "audio": (1, frames, mels)}`` mappings (with
+            ``"flow"`` too for ``rgb+flow`` data): the log-mel spectrogram of the clip's
+            sound. The synthetic benchmark needs ``synthetic-av`` for this.
+
+    Raises:
+        SpecError: audio asked of the (silent) ``synthetic`` benchmark, or no video of a
+            split left with ``missing_audio: skip``.
     """
     spec = load_data_spec(data)
     is_train = split == "train" if train is None else train
     if isinstance(spec, SyntheticDataSpec):
-        return SyntheticClipDataset(spec, split, clip=clip, train=is_train, views=views)
-    return VideoClipDataset(spec, split, clip=clip, train=is_train, views=views)
+        return SyntheticClipDataset(
+            spec, split, clip=clip, train=is_train, views=views, audio=audio
+        )
+    return VideoClipDataset(spec, split, clip=clip, train=is_train, views=views, audio=audio)
 
 
 def locate_data_error(

@@ -13,31 +13,41 @@ Every pixel follows from the spec's seed, as in the synthetic benchmark itself: 
 ``i``-th train clip of class ``c`` is synthetic video ``i * classes + c`` of the train split.
 Frames are encoded lossily (H.264, or MPEG-4 Part 2 where PyAV lacks an H.264 encoder),
 so the decoded pixels are close to, not equal to, the rendered ones.
+
+The audio-visual benchmark (``synthetic-av``, ``sound: true``) is written with its sound:
+a mono track, rendered at the files' frame rate (so that it stays aligned with the
+frames) and encoded as AAC in ``.mp4`` files, or as 16-bit PCM in ``.mkv`` files where
+PyAV has no AAC encoder. The class folders are then named ``MOTION+SOUND``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from harness.data.spec import SyntheticDataSpec
-from harness.data.synthetic import SyntheticVideos, list_synthetic_classes
+from harness.data.synthetic_av import SyntheticAVVideos, create_synthetic_videos
 from harness.errors import SpecError
 
 __all__ = [
     "ExportSummary",
     "check_frame_size",
     "export_synthetic",
+    "get_audio_codec",
     "get_video_codec",
     "prepare_folder",
 ]
 
 CODECS = ("h264", "mpeg4")  # in order of preference; both take yuv420p
+AUDIO_CODECS = (("aac", ".mp4"), ("pcm_s16le", ".mkv"))  # (encoder, file suffix), preferred first
+AUDIO_BIT_RATE = 96_000  # bits per second of AAC: transparent for 16 kHz mono
 SPLIT_FOLDERS = ("train", "val")  # the folder layout's split names
 
 
@@ -51,17 +61,33 @@ class ExportSummary:
     frames: int  # frames per video
     size: int  # frame width and height, pixels
     codec: str  # the encoder used
+    audio_codec: str | None = None  # the sound's encoder (None: no sound)
+    sample_rate: int | None = None  # Hz of the sound
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+    return True
 
 
 def get_video_codec() -> str:
     """The first encoder of :data:`CODECS` this PyAV build has."""
     for name in CODECS:
-        try:
-            av.codec.Codec(name, "w")
-        except (av.codec.codec.UnknownCodecError, ValueError):
-            continue
-        return name
+        if _has_encoder(name):
+            return name
     raise SpecError(f"this PyAV build has none of the encoders {', '.join(CODECS)}")
+
+
+def get_audio_codec() -> tuple[str, str]:
+    """The first ``(encoder, file suffix)`` of :data:`AUDIO_CODECS` this PyAV build has."""
+    for name, suffix in AUDIO_CODECS:
+        if _has_encoder(name):
+            return name, suffix
+    names = ", ".join(name for name, _ in AUDIO_CODECS)
+    raise SpecError(f"this PyAV build has none of the audio encoders {names}")
 
 
 MAX_SIZE = 2048  # frame width and height, pixels: a frame is rendered whole, in float32
@@ -116,8 +142,19 @@ def prepare_folder(root: Path) -> None:
         ) from None
 
 
-def write_clip(path: Path, frames: np.ndarray, *, codec: str, fps: int) -> None:
-    """Encode ``frames`` ((T, H, W, 3) uint8 RGB, even H and W) as one video file."""
+def write_clip(
+    path: Path,
+    frames: np.ndarray,
+    *,
+    codec: str,
+    fps: int,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+    audio_codec: str = "aac",
+) -> None:
+    """Encode ``frames`` ((T, H, W, 3) uint8 RGB, even H and W) as one video file, with
+    ``audio`` (mono float32 samples at ``sample_rate``, starting with the first frame) as
+    its sound track when given."""
     height, width = frames.shape[1:3]
     with av.open(str(path), "w") as container:
         stream = cast(VideoStream, container.add_stream(codec, rate=fps))
@@ -127,9 +164,35 @@ def write_clip(path: Path, frames: np.ndarray, *, codec: str, fps: int) -> None:
             stream.options = {"crf": "12", "bf": "0"}
         else:
             stream.bit_rate = 40 * width * height * fps // 8
+        # NOTE: every stream is added before the first packet writes the header
+        sound = None if audio is None else _add_audio(container, sample_rate, audio_codec)
         for image in frames:
             container.mux(stream.encode(_yuv420p(image)))
         container.mux(stream.encode())
+        if sound is not None and audio is not None:
+            container.mux(sound.encode(_audio_frame(audio, sound, sample_rate)))
+            container.mux(sound.encode(None))
+
+
+def _add_audio(
+    container: av.container.OutputContainer, sample_rate: int, codec: str
+) -> AudioStream:
+    stream = cast(AudioStream, container.add_stream(codec, rate=sample_rate))
+    stream.layout = "mono"
+    if codec == "aac":
+        stream.bit_rate = AUDIO_BIT_RATE
+    return stream
+
+
+def _audio_frame(audio: np.ndarray, stream: AudioStream, sample_rate: int) -> av.AudioFrame:
+    """Mono float samples as one frame in the encoder's sample format, at time 0."""
+    samples = np.clip(np.asarray(audio, np.float32), -1.0, 1.0)[None, :]
+    sample_format = stream.codec_context.format.name
+    if sample_format == "s16":
+        samples = np.round(samples * 32767).astype(np.int16)
+    frame = av.AudioFrame.from_ndarray(samples, format=sample_format, layout="mono")
+    frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
+    return frame
 
 
 def _yuv420p(image: np.ndarray) -> av.VideoFrame:
@@ -158,8 +221,10 @@ def export_synthetic(
     classes: int | None = None,
     size: int = 64,
     fps: int = 25,
+    sample_rate: int = 16000,
 ) -> ExportSummary:
-    """Write ``spec``'s videos under ``root`` as ``{train,val}/CLASS/CLASS_NNNN.mp4``.
+    """Write ``spec``'s videos under ``root`` as ``{train,val}/CLASS/CLASS_NNNN.mp4``
+    (with their sound for ``synthetic-av``: see the module docstring).
 
     Args:
         spec: the synthetic benchmark (its seed, length, noise and so on).
@@ -168,7 +233,8 @@ def export_synthetic(
         val_clips: validation videos per class (default: a quarter of ``clips``, at least 1).
         classes: the first this many classes of the benchmark (default: the spec's).
         size: frame width and height in pixels (even).
-        fps: frame rate written into the files.
+        fps: frame rate written into the files (the sound follows it).
+        sample_rate: Hz of the sound track (``synthetic-av`` only).
 
     Raises:
         SpecError: a bad count or size, or a folder that cannot be written.
@@ -182,20 +248,58 @@ def export_synthetic(
             path=("--classes",),
             file="<command line>",
         )
+    sound = spec.sound
+    if sound and classes % 2:
+        raise SpecError(
+            f"must be even for the audio-visual benchmark (its classes come in pairs), "
+            f"got {classes}",
+            path=("--classes",),
+            file="<command line>",
+        )
     codec = get_video_codec()
+    audio_codec, suffix = get_audio_codec() if sound else (None, ".mp4")
     root = root.expanduser()
     prepare_folder(root)
-    spec = spec.model_copy(update={"classes": classes, "cache_dir": None})
-    names = list_synthetic_classes(classes)
+    update: dict[str, object] = {"classes": classes, "cache_dir": None}
+    if sound:
+        update["fps"] = float(fps)  # NOTE: the sound's clock is the files' frame rate
+    spec = spec.model_copy(update=update)
     counts = dict(zip(SPLIT_FOLDERS, (clips, val_clips), strict=True))
     every = np.arange(spec.video_frames)
+    names: list[str] = []
     for split, per_class in counts.items():
-        videos = SyntheticVideos(spec, split)
+        videos = create_synthetic_videos(spec, split)
+        names = videos.classes
         for label, name in enumerate(names):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
-                frames = videos.render(i * classes + label, every, size)
-                write_clip(folder / f"{name}_{i:04d}.mp4", frames, codec=codec, fps=fps)
+                index = i * classes + label
+                path = folder / f"{name}_{i:04d}{suffix}"
+                frames = videos.render(index, every, size)
+                if not isinstance(videos, SyntheticAVVideos) or audio_codec is None:
+                    write_clip(path, frames, codec=codec, fps=fps)
+                    continue
+                audio = videos.audio(
+                    index, start=0.0, duration=videos.duration, sample_rate=sample_rate
+                )
+                write_clip(
+                    path,
+                    frames,
+                    codec=codec,
+                    fps=fps,
+                    audio=audio,
+                    sample_rate=sample_rate,
+                    audio_codec=audio_codec,
+                )
     videos_written = {split: n * classes for split, n in counts.items()}
-    return ExportSummary(root, names, videos_written, spec.video_frames, size, codec)
+    return ExportSummary(
+        root,
+        names,
+        videos_written,
+        spec.video_frames,
+        size,
+        codec,
+        audio_codec=audio_codec,
+        sample_rate=sample_rate if sound else None,
+    )

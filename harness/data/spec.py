@@ -6,6 +6,7 @@ validated :data:`DataSpec`:
 
     synthetic                  the built-in benchmark, default size (``small``)
     synthetic:tiny             ... at a size: ci | tiny | small | large
+    synthetic-av:tiny          the audio-visual benchmark (``sound: true``), same sizes
     kinetics:PATH              a layout named explicitly (see ``list_layouts()``)
     PATH                       a folder, CSV or JSON whose layout is detected
     data.yaml                  a YAML mapping of :class:`SyntheticDataSpec` or
@@ -19,9 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from harness.errors import SpecError
 from harness.registry import suggest
@@ -36,6 +46,7 @@ from harness.spec import (
 )
 
 __all__ = [
+    "AUDIO_VISUAL",
     "KINETICS_MEAN",
     "KINETICS_STD",
     "SYNTHETIC_PRESETS",
@@ -45,6 +56,7 @@ __all__ = [
     "load_data_spec",
 ]
 
+AUDIO_VISUAL = "synthetic-av"  # the name of the synthetic benchmark with sound
 KINETICS_MEAN = (0.45, 0.45, 0.45)  # PySlowFast's RGB mean, on [0, 1] intensities
 KINETICS_STD = (0.225, 0.225, 0.225)
 
@@ -55,6 +67,21 @@ _Positive = Annotated[Number, Field(gt=0)]
 
 class _Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Keys added after runs were stored: a dump (and so a run's identity, which holds the
+    # dumped data spec) leaves each out while it holds its default, so that earlier runs
+    # still resume (as harness.spec's Node does for the model spec).
+    late_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_late_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            fields = type(self).model_fields
+            for key in self.late_keys & data.keys():
+                if getattr(self, key) == fields[key].default:
+                    del data[key]
+        return data
 
 
 class _DataBase(_Node):
@@ -149,7 +176,12 @@ class SyntheticDataSpec(_DataBase):
 
     Deterministic from ``seed``; every clip is rendered on the fly at the clip shape the
     model asks for (or read back from ``cache_dir``). See :mod:`harness.data.synthetic`.
+    With ``sound: true`` (named ``synthetic-av[:SIZE]``) it is the audio-visual benchmark:
+    the same pictures with a sound track, in classes that need both
+    (:mod:`harness.data.synthetic_av`).
     """
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"sound", "fps", "hiss"})
 
     type: Literal["synthetic"] = "synthetic"
     preset: Literal["ci", "tiny", "small", "large"] = "small"  # size the other fields default to
@@ -164,15 +196,28 @@ class SyntheticDataSpec(_DataBase):
     scale: Number = Field(default=1.3, gt=0, le=4)  # main object's size, x the motion's own
     seed: Integer = Field(default=0, ge=0)  # every pixel follows from (seed, split, index)
     cache_dir: str | None = None  # render once and keep clips here (None: on the fly)
+    sound: bool = False  # the audio-visual benchmark: classes of a motion and a sound
+    fps: Number = Field(default=25, gt=0, le=1000)  # frames per second: the sound's clock
+    hiss: Number = Field(default=0.01, ge=0, le=0.5)  # sound's background noise std (full scale 1)
 
     @model_validator(mode="before")
     @classmethod
     def _fill_from_preset(cls, data: Any) -> Any:
         return fill_from_preset(data, SYNTHETIC_PRESETS)
 
+    @model_validator(mode="after")
+    def _pairs(self) -> SyntheticDataSpec:
+        if self.sound and self.classes % 2:
+            raise ValueError(
+                f"classes must be even with sound (its classes come in pairs), got {self.classes}"
+            )
+        return self
+
 
 class VideoDataSpec(_DataBase):
     """Real videos (or pre-extracted frames) in one of the known layouts."""
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"missing_audio"})
 
     type: Literal["video"] = "video"
     layout: str = "auto"  # folder, frames, kinetics, ucf101, hmdb51, ssv2; auto: detect it
@@ -189,6 +234,8 @@ class VideoDataSpec(_DataBase):
     short_side: Annotated[int, Field(ge=8, le=4096), NotBool] | None = None
     crop_scale: tuple[Fraction, Fraction] = (0.25, 1.0)  # random-resized-crop area range
     cache_dir: str | None = None  # probe index and flow cache (None: ~/.cache/harness)
+    # videos without an audio track, when a model hears: silence, or skip them
+    missing_audio: Literal["silence", "skip"] = "silence"
 
     @model_validator(mode="after")
     def _known_names(self) -> VideoDataSpec:
@@ -289,9 +336,11 @@ def _from_string(text: str) -> SyntheticDataSpec | VideoDataSpec:
             path=("data",),
             file=file,
         )
-    if text == "synthetic" or text.startswith("synthetic:"):
-        preset = parse_preset(text, "synthetic", SYNTHETIC_PRESETS)
-        return _validate({"type": "synthetic", "preset": preset}, file)
+    kind = text.partition(":")[0]
+    if kind in ("synthetic", AUDIO_VISUAL):
+        preset = parse_preset(text, kind, SYNTHETIC_PRESETS)
+        sound = {"sound": True} if kind == AUDIO_VISUAL else {}
+        return _validate({"type": "synthetic", "preset": preset, **sound}, file)
     prefix, sep, rest = text.partition(":")
     if sep and prefix in list_layouts():
         spec = _validate({"type": "video", "layout": prefix, "root": rest}, file)
@@ -308,7 +357,8 @@ def load_data_spec(
     """Resolve a data-set name, path, YAML file or mapping into a validated spec.
 
     Args:
-        data: ``"synthetic"``, ``"synthetic:ci|tiny|small|large"``, ``"LAYOUT:PATH"``, a path
+        data: ``"synthetic"``, ``"synthetic:ci|tiny|small|large"``, ``"synthetic-av"``,
+            ``"synthetic-av:ci|tiny|small|large"``, ``"LAYOUT:PATH"``, a path
             (folder, CSV or JSON; the layout is detected), a ``.yaml`` data spec, a mapping
             of spec fields, or a spec (returned as is).
 

@@ -367,6 +367,11 @@ class SyntheticVideos:
         """Class of video ``index``."""
         return index % self.spec.classes
 
+    def visual_class(self, index: int) -> SyntheticClass:
+        """The motion video ``index`` shows (the audio-visual benchmark maps its classes
+        onto these)."""
+        return SYNTHETIC_CLASSES[self.label(index)]
+
     def render(self, index: int, frames: np.ndarray, size: int) -> np.ndarray:
         """Frames ``frames`` (source frame numbers) of video ``index``, ``(T, S, S, 3)`` uint8."""
         if self.spec.cache_dir is not None:
@@ -380,7 +385,7 @@ class SyntheticVideos:
         spec = self.spec
         key = [spec.seed, SPLITS[self.split], index // 2]
         rng = np.random.default_rng(key)
-        cls = SYNTHETIC_CLASSES[self.label(index)]
+        cls = self.visual_class(index)
         last = spec.video_frames - 1
         forward = np.clip(frames, 0, last)
         if cls.reverse:

@@ -17,7 +17,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -264,6 +264,7 @@ def fit_localizer(
     subset: float = 1.0,
     seed: int = 0,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    score_epochs: Collection[int] | None = None,
     **train: Any,
 ) -> LocalizationResult:
     """Train ``spec`` on ``data``'s training videos for ``epochs`` and score it after each.
@@ -271,8 +272,9 @@ def fit_localizer(
     Args:
         protocol: ``activitynet`` or ``thumos14``: the thresholds of ``average_mAP``.
         subset: the fraction of the training videos used (the first ones, in name order).
-        callback: called after each epoch with its row (``epoch``, the metrics, ``seconds``
-            and ``eval_seconds``); it may raise to stop the fit (a pruned trial).
+        callback: called after each scored epoch with its row (``epoch``, the metrics,
+            ``seconds`` and ``eval_seconds``); it may raise to stop the fit (a pruned trial).
+        score_epochs: the epochs after which to score (None: every one); the last always.
         **train: :func:`~harness.localization.train.train_localizer`'s settings.
     """
     if protocol not in PROTOCOLS:
@@ -284,6 +286,8 @@ def fit_localizer(
     last: dict[str, Any] = {}
 
     def after_epoch(epoch: int, net: nn.Module) -> None:
+        if score_epochs is not None and epoch not in score_epochs and epoch != epochs:
+            return  # NOTE: scoring every video is slower than an epoch of training
         trained = time.perf_counter()
         scores = _metrics(score_localizer(net, spec, data, protocol), protocol)
         last.update(scores)

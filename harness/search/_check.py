@@ -84,11 +84,13 @@ class SpaceCheck:
     def lines(self) -> list[str]:
         """The report in words, a line each."""
         d = self.data
+        inputs = f"{self.inputs[0]} (spec) and {self.inputs[1]} (fidelity)"
+        if d.unit == "videos":  # localizers: windows of feature steps (input.steps may vary)
+            inputs = "their windows of feature steps"
         out = [
             f"space {self.space}: every value of every parameter realised ({self.realised} "
-            f"candidates) and compiled at {self.inputs[0]} (spec) and {self.inputs[1]} "
-            f"(fidelity); data {d.data}: {d.classes} classes, {d.train_clips} train and "
-            f"{d.val_clips} val clips"
+            f"candidates) and compiled at {inputs}; data {d.data}: {d.classes} classes, "
+            f"{d.train_clips} train and {d.val_clips} val {d.unit}"
         ]
         if not self.draws:
             return out
@@ -119,14 +121,17 @@ def inspect_data(space: SearchSpace) -> DataInfo:
     if space.task == "localization":
         return _inspect_features(space)
     from harness.data import create_dataset, load_data_spec
+    from harness.train import audio_settings
 
-    clip = realise(load_spec(space.base)).clip
+    base = load_spec(space.base)
+    clip = realise(base).clip
     f = space.fidelity
     clip = clip.model_copy(update={"frames": f.frames or clip.frames, "size": f.size or clip.size})
     try:
+        audio = audio_settings(base)  # the sound the trials will ask the data for
         spec = load_data_spec(space.data)
-        train = create_dataset(spec, "train", clip=clip)
-        val = create_dataset(spec, "val", clip=clip)
+        train = create_dataset(spec, "train", clip=clip, audio=audio)
+        val = create_dataset(spec, "val", clip=clip, audio=audio)
     except SpecError as exc:
         where = format_key_path(exc.path)
         raise space.error(f"data '{space.data}': {where}: {exc.message}", ("data",)) from None

@@ -14,6 +14,7 @@ from typing import get_args
 from pydantic import BaseModel
 
 from harness.costs import COSTS, TRAINED
+from harness.localization.evaluate import LOCALIZATION_METRICS
 from harness.search._jsonschema import create_space_schema
 from harness.search.samplers import list_samplers
 from harness.search.space import METRICS, SearchSpace
@@ -176,6 +177,33 @@ space's `seed`.
 """
 
 
+LOCALIZATION = """\
+## Localization spaces
+
+A space whose `base` is a localization spec (`task: localization`: a shipped name such as
+`pyramid_conv`, or a YAML path) searches temporal action localization networks. Its
+candidates read windows of feature steps, so:
+
+- `data:` is a features folder (written by `harness features`), or untrimmed videos
+  (`synthetic-untrimmed[:tiny|small]`, an exported folder) that the base's
+  `input.backbone` turns into features once before the first trial (cached under the cost
+  cache's folder, `features/`); `backbone_training:` trains that backbone first on a
+  recognition data set (also once, `backbones/`), `backbone_weights:` names a checkpoint
+  of it instead. Parameters may vary `input.steps` (the window) but no other `input.` key.
+- The metrics are `average_mAP` (mAP averaged over `protocol`'s tIoU thresholds:
+  ActivityNet's 0.5:0.05:0.95 or THUMOS14's 0.3:0.1:0.7) and `mAP_50` (mAP at 0.5), on the
+  data's validation videos; the default objectives are `average_mAP` and `gflops`. A
+  class-agnostic head (BMN) is scored against class-agnostic ground truth.
+- Costs are per window of feature steps, features given (the backbone's clips are not in
+  them); budgets are judged before training as for recognition.
+- A trial trains on the CPU with `train:`'s `optimizer`, `lr`, `weight_decay`, `momentum`,
+  `batch_size` and `clip_grad_norm` (others are refused); `fidelity.frames`, `fidelity.size`
+  and `retry_with_checkpointing` do not apply. It is scored after the epochs the search
+  reads (successive halving's rungs, every epoch for Optuna's pruner, else the last).
+
+"""
+
+
 def _bullets(docs: dict[str, str], names: list[str], what: str, indent: str = "") -> str:
     """One bullet per name; a name without a paragraph (or a paragraph without a name) is
     a generator error, so that the prose follows the registry and the models."""
@@ -187,10 +215,21 @@ def _bullets(docs: dict[str, str], names: list[str], what: str, indent: str = ""
 def _metrics() -> str:
     rows = ["| name | direction | meaning |", "|---|---|---|"]
     rows += [
-        f"| `{name}` | {direction} | {field_comment(TrainResult, name)} |"
-        for name, direction in METRICS.items()
+        f"| `{name}` | {direction} | {_meaning(name)} |" for name, direction in METRICS.items()
     ]
     return "\n".join(rows)
+
+
+def _meaning(metric: str) -> str:
+    if metric in LOCALIZATION_METRICS:
+        return f"localization: {LOCALIZATION_MEANINGS[metric]}"
+    return field_comment(TrainResult, metric)
+
+
+LOCALIZATION_MEANINGS = {
+    "average_mAP": "detection mAP averaged over the protocol's tIoU thresholds",
+    "mAP_50": "detection mAP at tIoU 0.5",
+}
 
 
 def _costs() -> str:
@@ -209,6 +248,7 @@ def create_space_reference() -> str:
     samplers = _bullets(SAMPLERS, list_samplers(), "samplers")
     distributions = render_models(["CategoricalParam", "IntParam", "FloatParam"], models, defs)
     fidelity = render_models(["FidelitySpec", "HalvingSpec"], models, defs)
+    backbone = render_models(["BackboneTrainingSpec"], models, defs)
     return "\n".join(
         [
             INTRO.format(note=GENERATED_NOTE),
@@ -219,5 +259,6 @@ def create_space_reference() -> str:
             f"{PRUNING.format(pruners=pruners)}\n{fidelity}",
             SAMPLERS_PROSE.format(samplers=samplers),
             TRAIN + render_model(TrainConfig, defs, skip=["seed"]),
+            LOCALIZATION + backbone,
         ]
     )

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from harness.localization.costs import localizer_hash
-from harness.search.space import LOCALIZATION_TRAIN, SearchSpace
+from harness.search._halving import rungs
+from harness.search.space import LOCALIZATION_TRAIN, METRICS, SearchSpace
 from harness.spec import ModelSpec, realise, spec_hash
 from harness.spec.localization import LocalizationSpec
 
@@ -198,6 +199,16 @@ def train_candidate(
     )
 
 
+def _scored_epochs(space: SearchSpace) -> set[int] | None:
+    """The epochs whose scores the search reads: successive halving's rungs; every epoch
+    for Optuna's pruner (a single metric objective); else the last only (None: every)."""
+    epochs = space.fidelity.epochs
+    if space.halving is not None:
+        return {*rungs(space.halving.min_epochs, space.halving.eta, epochs), epochs}
+    metric_only = len(space.objectives) == 1 and next(iter(space.objectives)) in METRICS
+    return None if metric_only and space.pruner != "none" else {epochs}
+
+
 def _fit_localizer(
     space: SearchSpace, spec: LocalizationSpec, config: TrainConfig, callback: EpochCallback
 ) -> Outcome:
@@ -209,7 +220,7 @@ def _fit_localizer(
     result = fit_localizer(
         spec, data, epochs=space.fidelity.epochs, protocol=space.protocol,
         subset=space.fidelity.subset, seed=config.seed, callback=callback,
-        **config.model_dump(include=set(LOCALIZATION_TRAIN)),
+        score_epochs=_scored_epochs(space), **config.model_dump(include=set(LOCALIZATION_TRAIN)),
     )  # fmt: skip
     return Outcome(
         status=result.status,

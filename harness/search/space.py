@@ -299,7 +299,8 @@ class SearchSpace(_Node):
     # classes the head predicts; None: decided by the data
     classes: _Size | None = None
     # metric or cost name -> direction; costs as in harness.costs (``trained.`` prefix: at
-    # the fidelity's clip); default: top1 maximize, gflops minimize
+    # the fidelity's clip); default: top1 (localization: average_mAP) maximize, gflops
+    # minimize
     objectives: dict[str, Direction] = Field(default_factory=_default_objectives, min_length=1)
     # cost -> upper limit; a bare cost is the deployed network's (the spec's clip),
     # ``trained.<cost>`` the network as trained (the fidelity's clip)
@@ -486,10 +487,12 @@ class SearchSpace(_Node):
         return load_spec(self.base, **self.overrides(values))
 
     def train_config(self, seed: int) -> TrainConfig:
-        """The training settings of a trial seeded with ``seed`` (``train:`` plus the seed)."""
+        """The training settings of a trial seeded with ``seed`` (``train:`` plus the seed;
+        a localization trial trains on the CPU, and its step is costed there)."""
         from harness.train.config import TrainConfig
 
-        return TrainConfig(**{**self.train, "seed": seed})
+        device = {"device": "cpu"} if self.task == "localization" else {}
+        return TrainConfig(**{**self.train, "seed": seed, **device})
 
     def grid(self) -> dict[str, list[Any]]:
         """Every parameter's values, for the grid sampler (conditions ignored).

@@ -27,7 +27,9 @@ from harness.spec._yaml import KeyPath
 
 __all__ = ["error_message", "error_path", "field_keys"]
 
-_SKIPPED = ("function-", "tagged-union")  # parts of a pydantic location that are no keys
+# Parts of a pydantic location that are no keys; ``kind:`` starts the tags of the unions
+# whose members a function picks (harness.spec.audio).
+_SKIPPED = ("function-", "tagged-union", "kind:")
 _BOUNDS = {
     "greater_than": ("gt", "above"),
     "greater_than_equal": ("ge", "at least"),
@@ -258,7 +260,8 @@ def _kinds(node: _Node, key: str) -> Iterator[str]:
 
 
 def unknown_key_hint(root: Any, loc: tuple[Any, ...]) -> str:
-    """``; it belongs in a stage (stages.N.depth)``, `` (did you mean 'head'?)`` or
+    """``; it belongs in a stage (stages.N.depth)`` (followed by ``(or did you mean
+    'head'?)`` where a key of this node is close), `` (did you mean 'head'?)`` or
     ``; known keys here: ...``, for the unknown key at pydantic location ``loc``.
 
     The places are the nodes one level below and above, and the other kinds of the node
@@ -274,7 +277,9 @@ def unknown_key_hint(root: Any, loc: tuple[Any, ...]) -> str:
     close = difflib.get_close_matches(key, own, n=1, cutoff=0.6)
     places = [*_below(node, key), *_above(nodes, key), *_kinds(node, key)]
     if places:
-        return f"; it belongs in {' or in '.join(places)}"
+        # NOTE: a near-miss of this node's own key is likely too ('heads' for 'head')
+        also = f" (or did you mean '{close[0]}'?)" if close else ""
+        return f"; it belongs in {' or in '.join(places)}{also}"
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f"; known keys here: {', '.join(own)}"

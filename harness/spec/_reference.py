@@ -252,7 +252,11 @@ SECTIONS: list[tuple[str, str]] = [
         "Pathways",
         "A multi-pathway network lists `pathways` instead of `stem` and `stages`, names its "
         "`inputs`, fuses pathways with `laterals` and reads them with a `join`; `segments` "
-        "runs any network on K snippets of the clip.",
+        "runs any network on K snippets of the clip. An input with `type: audio` is a "
+        "log-mel spectrogram (B, 1, frames, mels); a pathway that reads it runs on "
+        "time x 1 x frequency maps (every height kernel, stride and padding is 1, 1, 0). "
+        "Audio reaches a visual pathway by a `pooled_time_conv` or `cross_attention` "
+        "lateral, or at the join (`concat`, or `scores` for late fusion).",
     ),
     (
         "Expansion",
@@ -290,8 +294,11 @@ def _section_models(defs: dict[str, Schema]) -> list[list[str]]:
         union_members(spec["head"]),
         [
             "InputSpec",
+            "AudioInputSpec",
             "PathwaySpec",
             "LateralSpec",
+            "PooledTimeConvSpec",
+            "CrossAttentionSpec",
             *union_members(spec["join"]),
             "SegmentsSpec",
         ],

@@ -120,6 +120,14 @@ class BottleneckBlockSpec(_Block):
     temporal_kernel_at: Literal["first", "middle"] = "first"  # which conv has the t kernel
     spatial_kernel: OddInt = 3  # k of the middle conv
     groups: PositiveInt = 1  # groups of the middle conv (ResNeXt cardinality)
+    # full: one t x k x k middle conv; parallel: a t x 1 x 1 and a 1 x k x k conv side by
+    # side, each with norm and act, summed (AVSlowFast's acoustic bottleneck).
+    middle: Literal["full", "parallel"] = "full"
+    # Which conv takes the stage's temporal stride: the middle one, or the first 1x1x1 one
+    # (PyTorchVideo's bottleneck: fewer multiply-adds in that conv).
+    temporal_stride_at: Literal["middle", "first"] = "middle"
+
+    late_keys: ClassVar[frozenset[str]] = frozenset({"middle", "temporal_stride_at"})
 
 
 class TSMBlockSpec(_Block):

@@ -24,6 +24,7 @@ import math
 from typing import Any
 
 from harness.errors import SpecError
+from harness.spec.audio import reads_audio
 from harness.spec.schema import ModelSpec, PathwaySpec, StageSpec
 
 __all__ = ["MAX_ACTIVATION", "MAX_BLOCKS", "MAX_INPUT", "MAX_PARAMS", "check_limits"]
@@ -189,6 +190,10 @@ def check_limits(spec: ModelSpec, *, frames: int | None = None, size: int | None
         prefix: KeyPath = ("pathways", p) if spec.pathways is not None else ()
         dim_in = sum(channels.get(name, 0) for name in pathway.input)
         extent = (max(1, frames // pathway.frame_stride), size, size)
+        if reads_audio(spec, pathway):  # a spectrogram's own time and frequency
+            audio = spec.inputs[pathway.input[0]]  # type: ignore[index]
+            frames_a, mels = audio.frames, audio.mels  # type: ignore[union-attr]
+            extent = (max(1, frames_a // pathway.frame_stride), 1, mels)
         pathway_params, pathway_width = _check_pathway(pathway, dim_in, extent, prefix)
         params.update(pathway_params)
         width += pathway_width  # the default join concatenates the pathways

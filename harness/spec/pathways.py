@@ -18,7 +18,7 @@ run any of these on K snippets of the clip and fuse their scores.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, WithJsonSchema, field_validator
 
@@ -27,6 +27,7 @@ from harness.spec._types import Node, NotBool, Number, OddInt, PositiveFloat, Po
 __all__ = [
     "AttentionCombine",
     "ConcatJoinSpec",
+    "Connection",
     "InputSpec",
     "JoinSpec",
     "LateralSpec",
@@ -45,14 +46,17 @@ class InputSpec(Node):
     channels: PositiveInt  # 3 for RGB; 2 per frame for optical flow (x and y displacement)
 
 
-class LateralSpec(Node):
-    """A connection that fuses pathway ``from`` into pathway ``to`` after a stem or stage.
+class Connection(Node):
+    """What every connection between two pathways has: where it reads, writes and sits.
 
-    The transform maps ``from``'s features onto ``to``'s frame count (their ratio, alpha,
-    comes from the pathways' sampling and strides); ``combine`` merges the result:
-    ``concat`` over channels, ``sum`` (``F_to + weight * lateral(F_from)``), or
-    ``attention`` (``a * F_to + (1 - a) * F_from`` with ``a`` a learned sigmoid per location).
+    Class attributes say which shape rules the compiler's plan applies to it.
     """
+
+    same_space: ClassVar[bool] = True  # source and target must have one height and width
+    same_time: ClassVar[bool] = True  # the source's frames must be a multiple of the target's
+    if TYPE_CHECKING:  # every kind has them: its registered transform and its combine
+        type: str
+        combine: str
 
     source: str = Field(alias="from")  # name of the pathway read
     target: str = Field(alias="to")  # name of the pathway written
@@ -73,6 +77,31 @@ class LateralSpec(Node):
             }
         ),
     ]
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, int | str) else value
+
+    def invalid(self) -> tuple[str, str] | None:
+        """(key, message) of a problem among the node's own values, or None."""
+        return None
+
+    def out_channels(self, source: int, ratio: int, target: int) -> int:
+        """Channels the connection hands its combine, from ``source`` channels at frame
+        ratio ``ratio`` into a target of ``target`` channels."""
+        raise NotImplementedError
+
+
+class LateralSpec(Connection):
+    """A connection that fuses pathway ``from`` into pathway ``to`` after a stem or stage.
+
+    The transform maps ``from``'s features onto ``to``'s frame count (their ratio, alpha,
+    comes from the pathways' sampling and strides); ``combine`` merges the result:
+    ``concat`` over channels, ``sum`` (``F_to + weight * lateral(F_from)``), or
+    ``attention`` (``a * F_to + (1 - a) * F_from`` with ``a`` a learned sigmoid per location).
+    """
+
     # time_strided_conv: K x 1 x 1 conv with temporal stride alpha (+ norm, act; SlowFast);
     # time_to_channel: fold alpha frames into channels; strided_sample: every alpha-th frame.
     type: Literal["time_strided_conv", "time_to_channel", "strided_sample"] = "time_strided_conv"
@@ -93,11 +122,6 @@ class LateralSpec(Node):
             "strided_sample": source,
         }
         return widths[self.type]
-
-    @field_validator("after", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, int | str) else value
 
 
 class ConcatJoinSpec(Node):

@@ -35,8 +35,9 @@ from harness.spec._types import (
     Triple,
 )
 from harness.spec.attention import PatchStemSpec, TokenHeadSpec, TokenSelectionSpec
+from harness.spec.audio import InputKind, LateralKind, check_audio
 from harness.spec.blocks import BlockSpec
-from harness.spec.pathways import InputSpec, JoinSpec, LateralSpec, SegmentsSpec
+from harness.spec.pathways import JoinSpec, SegmentsSpec
 
 __all__ = [
     "ClassifierHeadSpec",
@@ -80,7 +81,8 @@ class ConvStemSpec(Node):
 
     Factorisations: ``full`` (t x h x w), ``2plus1d`` (1 x h x w -> t x 1 x 1 with
     ``mid_width``, R(2+1)D), ``separable`` (the same with mid width = width, S3D),
-    ``dw_temporal`` (1 x h x w, then a depthwise t x 1 x 1 conv, X3D).
+    ``dw_temporal`` (1 x h x w, then a depthwise t x 1 x 1 conv, X3D), ``parallel``
+    (t x 1 x 1 + 1 x h x w, summed, AVSlowFast's audio stem).
     """
 
     type: Literal["conv"] = "conv"
@@ -88,8 +90,9 @@ class ConvStemSpec(Node):
     kernel: KernelTriple  # conv kernel (t, h, w), odd sizes
     stride: Triple = (1, 2, 2)  # conv stride (t, h, w)
     # full: one t x h x w conv; 2plus1d, separable, dw_temporal: a spatial conv, then a
-    # temporal one (as described above).
-    factorization: Literal["full", "2plus1d", "separable", "dw_temporal"] = "full"
+    # temporal one (as described above); parallel: a t x 1 x 1 and a 1 x h x w conv side by
+    # side, summed (AVSlowFast's audio stem).
+    factorization: Literal["full", "2plus1d", "separable", "dw_temporal", "parallel"] = "full"
     mid_width: PositiveInt | None = None  # 2plus1d only: width between the two convs
     norm: Norm = "batch"  # normalisation after the conv
     act: Act = "relu"  # activation after normalisation
@@ -307,13 +310,14 @@ class ModelSpec(Node):
     name: str = Field(min_length=1, max_length=200)  # zoo name or file stem (the default)
     description: str = ""  # one line on what the network is
     clip: ClipSpec  # the input clip the network is designed for
-    # Named inputs and their channels; default: one input, rgb, with clip.channels.
-    inputs: dict[str, InputSpec] | None = None
+    # Named inputs: video clips ({channels}) or spectrograms ({type: audio, ...}); default:
+    # one input, rgb, with clip.channels.
+    inputs: dict[str, InputKind] | None = None
     stem: StemSpec | None = None  # single pathway: the stem (or list ``pathways``)
     stages: tuple[StageSpec, ...] = Field((), max_length=64)  # single pathway: the stages
     # Several pathways, each with its own stem and stages (instead of ``stem``, ``stages``).
     pathways: tuple[PathwaySpec, ...] | None = Field(None, min_length=1, max_length=8)
-    laterals: tuple[LateralSpec, ...] = Field((), max_length=64)  # fusions between pathways
+    laterals: tuple[LateralKind, ...] = Field((), max_length=64)  # fusions between pathways
     join: JoinSpec | None = None  # how the head reads the pathways; default concat
     head: HeadSpec  # what turns the last features into class scores (or features)
     segments: SegmentsSpec | None = None  # TSN-style snippets with a score consensus
@@ -445,6 +449,9 @@ def _check_lateral(spec: ModelSpec, index: int) -> None:
             )
     if lateral.source == lateral.target:
         raise SpecError("a lateral connects two different pathways", path=(*path, "to"))
+    problem = lateral.invalid()
+    if problem is not None:
+        raise SpecError(problem[1], path=(*path, problem[0]))
     for j, position in enumerate(lateral.after):
         if position == "stem":
             continue
@@ -497,5 +504,6 @@ def check_references(spec: ModelSpec) -> None:
         _check_pathway(spec, i, names)
     for i in range(len(spec.laterals)):
         _check_lateral(spec, i)
+    check_audio(spec)
     _check_join(spec)
     _check_checkpoint(spec)

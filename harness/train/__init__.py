@@ -7,6 +7,7 @@ multi-view) and returns a :class:`TrainResult`. The search calls it with a low
 :class:`Fidelity` and a ``callback`` that sees every epoch's metrics row.
 """
 
+from harness.train._run import audio_settings
 from harness.train.checkpoint import load_checkpoint, save_checkpoint, weights_digest
 from harness.train.config import Fidelity, RunStart, TrainConfig, TrainResult
 from harness.train.evaluate import EvalResult, compute_metrics, evaluate
@@ -19,6 +20,7 @@ __all__ = [
     "RunStart",
     "TrainConfig",
     "TrainResult",
+    "audio_settings",
     "compute_metrics",
     "create_optimizer",
     "evaluate",

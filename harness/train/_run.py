@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from harness.compiler import build_model
 from harness.data import ClipDataset, create_dataset, create_loader, load_data_spec, subset_indices
+from harness.data.audio import AudioSettings
 from harness.data.dataset import locate_data_error
 from harness.data.spec import SyntheticDataSpec, VideoDataSpec
 from harness.errors import HarnessError, SpecError
-from harness.spec import ModelSpec, load_spec, locate, realise, spec_hash
+from harness.spec import ModelSpec, error_message, load_spec, locate, realise, spec_hash
+from harness.spec.audio import is_audio
 from harness.spec.schema import ClipSpec
 from harness.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -32,8 +35,12 @@ from harness.train.distributed import DistContext
 from harness.train.evaluate import EvalResult, evaluate
 from harness.train.optim import create_optimizer
 
+AUDIO_INPUT = "audio"  # the name the data gives a clip's spectrogram (harness.data.dataset)
+
 __all__ = [
+    "AUDIO_INPUT",
     "Run",
+    "audio_settings",
     "create_run",
     "describe_run",
     "evaluate_run",
@@ -97,6 +104,28 @@ def _channels(data: DataSpec) -> int | None:
     if isinstance(data, VideoDataSpec):
         return {"rgb": 3, "flow": 2}.get(data.modality)  # rgb+flow feeds a mapping
     return 3
+
+
+def audio_settings(spec: ModelSpec) -> AudioSettings | None:
+    """The spectrogram the spec's audio input reads (None: it reads pictures only).
+
+    Raises:
+        SpecError: an audio input not named ``audio`` (the data gives it under that name).
+    """
+    for name, node in (spec.inputs or {}).items():
+        if is_audio(node):
+            if name != AUDIO_INPUT:
+                raise locate(spec, SpecError(
+                    f"the data gives the spectrogram as input '{AUDIO_INPUT}'; rename "
+                    f"'{name}'", path=("inputs", name)))  # fmt: skip
+            fields = node.model_dump(include=set(AudioSettings.model_fields))
+            try:
+                return AudioSettings(**fields)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                path = ("inputs", name, *error["loc"])
+                raise locate(spec, SpecError(error_message(error), path=path)) from None
+    return None
 
 
 def _clip(spec: ModelSpec, fidelity: Fidelity, data: DataSpec) -> ClipSpec:
@@ -243,9 +272,10 @@ def create_run(
     loaded = load_spec(spec)
     data_spec = load_data_spec(data)
     clip = _clip(loaded, fidelity, data_spec)
+    audio = audio_settings(loaded)
     try:
-        train_set = create_dataset(data_spec, "train", clip=clip)
-        val_set = create_dataset(data_spec, "val", clip=clip)
+        train_set = create_dataset(data_spec, "train", clip=clip, audio=audio)
+        val_set = create_dataset(data_spec, "val", clip=clip, audio=audio)
     except SpecError as exc:
         raise locate_data_error(exc, data) from None
     check_step_fits(loaded, clip, len(train_set.classes), config, ctx.device, fidelity)
@@ -437,7 +467,9 @@ def evaluate_run(run: Run, views: tuple[int, int] = (1, 1)) -> EvalResult:
     if views == (1, 1):
         dataset, loader = run.val_set, run.loaders["val"]
     else:
-        dataset = create_dataset(run.data, "val", clip=run.val_set.clip, views=views)
+        dataset = create_dataset(
+            run.data, "val", clip=run.val_set.clip, views=views, audio=run.val_set.audio
+        )
         loader = create_loader(
             dataset,
             batch_size=run.config.eval_batch_size or run.config.batch_size,

@@ -95,8 +95,8 @@ def test_one_epoch_trains_on_the_export(exported: Path, tmp_path: Path) -> None:
     [
         (("synthetic:tiny", "{file}/out"), "DIR: cannot write to"),
         (("synthetic:tiny", "{exported}"), "DIR: "),  # not empty
-        (("ucf101:{tmp}", "{tmp}/out"), "SOURCE: only the built-in benchmark can be exported"),
-        (("{exported}", "{tmp}/out"), "SOURCE: only the built-in benchmark can be exported"),
+        (("ucf101:{tmp}", "{tmp}/out"), "SOURCE: only the built-in benchmarks can be exported"),
+        (("{exported}", "{tmp}/out"), "SOURCE: only the built-in benchmarks can be exported"),
         (("synthetic:tiny", "{tmp}/out", "--clips", "0"), "--clips: must be at least 1, got 0"),
         (("synthetic:tiny", "{tmp}/out", "--size", "33"), "--size: must be even"),
         (("synthetic:tiny", "{tmp}/out", "--classes", "9"), "--classes: must be between 2 and 8"),

@@ -130,6 +130,7 @@ def test_a_search_judges_before_training_and_resumes(
     report = check_space(space, draws=20)
     assert report.data.unit == "videos" and report.data.classes == 4
     assert (report.data.train_clips, report.data.val_clips) == (4, 2)
+    assert "4 train and 2 val videos" in report.lines()[0]
     first = run_search(space, trials=3, results_dir=tmp_path / "results", check=False)
     table = first.table.set_index("trial")
     assert set(table["state"]) <= {"complete", "infeasible"}
@@ -142,7 +143,7 @@ def test_a_search_judges_before_training_and_resumes(
     assert (trained["protocol"] == protocol).all()
     assert (trained["train_memory_mb"] > 0).all()
     history = json.loads(trained["history"].iloc[0])
-    assert [row["epoch"] for row in history] == [1, 2]
+    assert [row["epoch"] for row in history] == [2]  # scored where the search reads it
     assert history[-1]["average_mAP"] == trained["average_mAP"].iloc[0]
     # resumed: the first three trials stay as they were, and three more run
     again = run_search(space, trials=6, results_dir=tmp_path / "results", check=False)
@@ -173,3 +174,21 @@ def test_a_backbone_trained_first_extracts_once(loc_space, monkeypatch: pytest.M
     assert tasks.protocol_key(space, space.create_spec({})).count("features=trained:synthetic:ci:1")
     assert tasks.load_space_data(space).folder == data.folder
     assert runs == ["synthetic:ci"]  # trained once: the second call reuses backbone and features
+
+
+@pytest.mark.parametrize(
+    ("extra", "scored"),
+    [
+        ("halving: {min_epochs: 2, eta: 3}\n", {2, 6, 18, 20}),  # rungs at 2 x 3^k
+        ("objectives: {average_mAP: maximize}\n", None),  # the pruner reads every epoch
+        ("objectives: {average_mAP: maximize}\npruner: none\n", {20}),
+        ("", {20}),
+    ],
+)
+def test_a_localizer_is_scored_after_the_epochs_the_search_reads(
+    loc_space, extra: str, scored: set[int] | None
+) -> None:
+    text = loc_space().read_text().replace("fidelity: {epochs: 2}", "fidelity: {epochs: 20}")
+    path = loc_space().with_name("scored.yaml")
+    path.write_text(text + extra)
+    assert tasks._scored_epochs(load_space(path)) == scored

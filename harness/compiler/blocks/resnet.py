@@ -6,6 +6,7 @@ stride (temporal on the temporal conv, spatial on the spatial one).
     basic       t x k x k -> t x k x k                      (R3D; t = 1: MCx / rMCx 2D stages)
     r2plus1d    (1 x k x k -> t x 1 x 1) twice              (R(2+1)D)
     bottleneck  t x 1 x 1 -> 1 x k x k -> 1x1x1             (C2D, I3D, Slow-only)
+                (middle: parallel: t x 1 x 1 + 1 x k x k      (AVSlowFast's acoustic block))
     tsm         shift -> 1x1x1 -> 1 x k x k -> 1x1x1        (TSM)
     csn         1x1x1 -> [1x1x1] -> dw t x k x k -> 1x1x1   (ip-/ir-CSN)
     p3d         1x1x1 -> S(1 x k x k) / T(t x 1 x 1) -> 1x1x1  (P3D-A/B/C)
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from harness.compiler.blocks._registry import BLOCKS, Residual, pick
-from harness.compiler.layers import ConvNormAct, create_act, create_norm
+from harness.compiler.layers import ConvNormAct, ParallelSum, create_act, create_norm
 from harness.compiler.layers import r2plus1d_mid_width as mid_width
 from harness.compiler.plan import Grid
 from harness.spec.blocks import (
@@ -100,6 +101,25 @@ def create_r2plus1d_block(
     )
 
 
+def _bottleneck_middle(
+    spec: BottleneckBlockSpec, inner: int, kt: int, stride: tuple[int, int, int]
+) -> nn.Module:
+    """The middle conv: one kt x k x k conv, or kt x 1 x 1 and 1 x k x k side by side."""
+    k = spec.spatial_kernel
+    if spec.middle == "full":
+        return ConvNormAct(
+            inner, inner, (kt, k, k), stride, groups=spec.groups, norm=spec.norm, act=spec.act
+        )
+    return ParallelSum(
+        ConvNormAct(
+            inner, inner, (kt, 1, 1), stride, groups=spec.groups, norm=spec.norm, act=spec.act
+        ),
+        ConvNormAct(
+            inner, inner, (1, k, k), stride, groups=spec.groups, norm=spec.norm, act=spec.act
+        ),
+    )
+
+
 @BLOCKS.register("bottleneck")
 def create_bottleneck_block(
     spec: BottleneckBlockSpec,
@@ -112,20 +132,15 @@ def create_bottleneck_block(
     grid: Grid | None = None,
 ) -> nn.Module:
     t, s = stride
-    inner, k = _inner(dim_inner), spec.spatial_kernel
+    inner = _inner(dim_inner)
     kt = pick(spec.temporal_kernel, index)
     first_t, middle_t = (kt, 1) if spec.temporal_kernel_at == "first" else (1, kt)
+    first_stride, middle_stride = ((t, 1, 1), (1, s, s))
+    if spec.temporal_stride_at == "middle":
+        first_stride, middle_stride = ((1, 1, 1), (t, s, s))
     branch = nn.Sequential(
-        ConvNormAct(dim_in, inner, (first_t, 1, 1), norm=spec.norm, act=spec.act),
-        ConvNormAct(
-            inner,
-            inner,
-            (middle_t, k, k),
-            (t, s, s),
-            groups=spec.groups,
-            norm=spec.norm,
-            act=spec.act,
-        ),
+        ConvNormAct(dim_in, inner, (first_t, 1, 1), first_stride, norm=spec.norm, act=spec.act),
+        _bottleneck_middle(spec, inner, middle_t, middle_stride),
         ConvNormAct(inner, dim_out, (1, 1, 1), norm=spec.norm, act="none"),
     )
     return Residual(
