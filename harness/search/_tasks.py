@@ -13,6 +13,7 @@ A trial samples, costs, judges and tells the same way for both tasks
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,18 +137,29 @@ def describe_candidate(space: SearchSpace, spec: Candidate) -> dict[str, Any]:
     }
 
 
+_FOLDERS: dict[str, Path] = {}  # features folders prepared in this process, by setting
+
+
 def features_folder(space: SearchSpace, log: Callable[[str], None] | None = None) -> Path:
-    """The features folder of a localization space's data (extracted once, then cached)."""
+    """The features folder of a localization space's data (extracted once, then cached;
+    checked once per process: a trial after the first does not build the backbone)."""
     from harness.localization.costs import load_localization_spec
+    from harness.localization.features import META_NAME
     from harness.localization.fit import prepare_features
     from harness.measure.cache import default_cache_dir
 
-    base = load_localization_spec(space.base)
     training = space.backbone_training
-    return prepare_features(
+    setting = [space.data, space.base, space.backbone_weights, str(default_cache_dir())]
+    key = json.dumps([*setting, training.model_dump() if training else None])
+    known = _FOLDERS.get(key)
+    if known is not None and (known / META_NAME).is_file():
+        return known
+    base = load_localization_spec(space.base)
+    _FOLDERS[key] = folder = prepare_features(
         space.data, base, cache_dir=default_cache_dir(), weights=space.backbone_weights,
         train=None if training is None else (training.data, training.epochs), log=log,
     )  # fmt: skip
+    return folder
 
 
 @functools.cache

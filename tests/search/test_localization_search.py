@@ -15,7 +15,7 @@ from harness.localization.evaluate import PROTOCOLS
 from harness.measure import cache as cache_module
 from harness.results import reused
 from harness.search import _tasks as tasks
-from harness.search import load_space, run_search
+from harness.search import evaluate_candidates, load_space, run_search
 from harness.search._check import check_space
 from harness.search.space import SearchSpace
 
@@ -192,3 +192,35 @@ def test_a_localizer_is_scored_after_the_epochs_the_search_reads(
     path = loc_space().with_name("scored.yaml")
     path.write_text(text + extra)
     assert tasks._scored_epochs(load_space(path)) == scored
+
+
+HEAD_KINDS = """\
+name: kinds
+base: base.yaml
+data: synthetic-untrimmed:tiny
+fidelity: {epochs: 1}
+params:
+  head.type: [anchor_free, bmn]
+  neck: {type: categorical, choices: [null], when: {head.type: bmn}}
+  neck.width: {type: categorical, choices: [16, 32], when: {head.type: anchor_free}}
+  head.width_3d: {type: categorical, choices: [16], when: {head.type: bmn}}
+  head.width_2d: {type: categorical, choices: [8], when: {head.type: bmn}}
+  head.samples: {type: categorical, choices: [4], when: {head.type: bmn}}
+"""
+
+
+def test_a_space_over_head_kinds_scores_proposals_class_agnostically(
+    loc_space, tmp_path: Path
+) -> None:
+    loc_space()  # the base and the cache
+    path = tmp_path / "kinds.yaml"
+    path.write_text(HEAD_KINDS)
+    space = load_space(path)
+    assert check_space(space, draws=0).realised == 3  # anchor_free x 2 widths, bmn
+    bmn = {"head.type": "bmn", "neck": None, "head.width_3d": 16, "head.width_2d": 8,
+           "head.samples": 4}  # fmt: skip
+    result = evaluate_candidates(space, [bmn, {"head.type": "anchor_free", "neck.width": 16}],
+                                 study="kinds", results_dir=tmp_path / "results")  # fmt: skip
+    table = result.table.set_index("trial")
+    assert list(table["family"]) == ["base:bmn", "base:conv+anchor_free"]
+    assert (table["state"] == "complete").all() and table["average_mAP"].notna().all()
