@@ -56,8 +56,9 @@ FLOP_CONVENTION = (
 )
 
 
-# Bump when the rows of the table change, so that cached counts with older rows are not read.
-TABLE_VERSION = 2
+# Bump when the rows of the table or the inputs shown change, so that cached counts with
+# older ones are not read (3: a spectrogram input shown as channels x frames x mels).
+TABLE_VERSION = 3
 
 
 @dataclass(frozen=True)

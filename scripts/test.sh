@@ -15,4 +15,4 @@ fi
 ruff check harness dashboard tests benchmarks
 mypy
 # worksteal: a worker that runs out of tests takes some of the other's (the long ones end the run)
-python -m pytest -n 2 --dist worksteal "$@"
+python -m pytest -n 2 --dist worksteal --durations=20 "$@"

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_array"]
+__all__ = ["cache_file", "file_identity", "save_array"]
+
+
+def file_identity(path: Path) -> str:
+    """What names a file's contents without reading them: its resolved path, size and
+    modification time (a file rewritten in place is another file)."""
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def cache_file(path: Path, kind: str, *settings: object, cache_dir: Path) -> Path:
+    """``cache_dir/kind/HASH.npy``: the cache of what ``kind`` computes from the file at
+    ``path`` with ``settings`` (flow, a sound track), keyed by :func:`file_identity`."""
+    key = "|".join([file_identity(path), *(str(s) for s in settings)])
+    return cache_dir / kind / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
 
 
 def save_array(array: np.ndarray, target: Path) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import math
 import os
@@ -48,7 +47,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.data._io import save_array
+from harness.data._io import cache_file, file_identity, save_array
 from harness.data.video import DecodeError
 from harness.spec import NotBool, Number
 
@@ -323,12 +322,6 @@ def _place(
     return out
 
 
-def _cache_file(path: Path, sample_rate: int, cache_dir: Path) -> Path:
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sample_rate}"
-    return cache_dir / "audio" / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
-
-
 def _load_cached(target: Path) -> np.ndarray | None:
     """The cached int16 track, or None when the file is missing or not a valid one."""
     if not target.is_file():
@@ -349,7 +342,7 @@ def _quantise(waveform: np.ndarray) -> np.ndarray:
 def _track(path: Path, sample_rate: int, cache_dir: Path) -> np.ndarray | None:
     """The whole track on the video's clock as int16 (from the cache, else decoded and
     cached; a corrupt cache file is decoded again); None without an audio stream."""
-    target = _cache_file(path, sample_rate, cache_dir)
+    target = cache_file(path, "audio", sample_rate, cache_dir=cache_dir)
     cached = _load_cached(target)
     if cached is not None:
         return cached
@@ -418,11 +411,6 @@ def load_audio(
     return window.astype(np.float32) / _INT16_SCALE
 
 
-def _probe_key(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-
-
 def probe_audio(paths: list[str], *, cache_file: Path, threads: int = 8) -> list[bool | None]:
     """Whether each video file has an audio stream (None: it cannot be read).
 
@@ -436,7 +424,7 @@ def probe_audio(paths: list[str], *, cache_file: Path, threads: int = 8) -> list
 
     def probe(path: str) -> tuple[str | None, bool | None]:
         try:
-            key = _probe_key(Path(path))
+            key = file_identity(Path(path))
         except OSError:
             return None, None
         if isinstance(known.get(key), bool):

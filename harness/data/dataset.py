@@ -42,6 +42,7 @@ from harness.errors import SpecError
 from harness.spec.schema import ClipSpec
 
 __all__ = [
+    "AUDIO_INPUT",
     "ClipDataset",
     "SyntheticClipDataset",
     "VideoClipDataset",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 Key = int | tuple[int, int]
+AUDIO_INPUT = "audio"  # the input an item's spectrogram is, by name (a model's audio input)
 MAX_REPLACEMENTS = 16  # videos tried in place of one that fails to decode
 
 
@@ -206,7 +208,7 @@ class SyntheticClipDataset(ClipDataset):
             duration=self.videos.frame_time(frames_spanned),
             sample_rate=self.audio.sample_rate,
         )
-        return {"rgb": rgb, "audio": clip_log_mel(waveform, self.audio)}
+        return {"rgb": rgb, AUDIO_INPUT: clip_log_mel(waveform, self.audio)}
 
 
 class VideoClipDataset(ClipDataset):
@@ -330,7 +332,7 @@ class VideoClipDataset(ClipDataset):
             transform = self.transforms[name][0 if self.train else crop]
             out[name] = transform(frames, rng).permute(1, 0, 2, 3)
         if self.audio is not None:
-            out["audio"] = self._audio(record, indices, self.audio)
+            out[AUDIO_INPUT] = self._audio(record, indices, self.audio)
         return out if len(out) > 1 else out[wanted[0]]
 
     def _audio(

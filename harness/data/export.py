@@ -33,6 +33,7 @@ from av.audio.stream import AudioStream
 from av.video.stream import VideoStream
 
 from harness.data.spec import SyntheticDataSpec
+from harness.data.synthetic import SyntheticVideos
 from harness.data.synthetic_av import SyntheticAVVideos, create_synthetic_videos
 from harness.errors import SpecError
 
@@ -212,6 +213,31 @@ def _yuv420p(image: np.ndarray) -> av.VideoFrame:
     return frame
 
 
+def _check_classes(spec: SyntheticDataSpec, classes: int) -> int:
+    """``--classes``: the first this many of the benchmark's, in whole pairs with sound."""
+    if not 2 <= classes <= spec.classes:
+        raise SpecError(
+            f"must be between 2 and {spec.classes} (the benchmark's classes), got {classes}",
+            path=("--classes",),
+            file="<command line>",
+        )
+    if spec.sound and classes % 2:
+        raise SpecError(
+            f"must be even for the audio-visual benchmark (its classes come in pairs), "
+            f"got {classes}",
+            path=("--classes",),
+            file="<command line>",
+        )
+    return classes
+
+
+def _sound_track(videos: SyntheticVideos, index: int, sample_rate: int) -> np.ndarray | None:
+    """Video ``index``'s whole sound at ``sample_rate`` (None: the benchmark is silent)."""
+    if not isinstance(videos, SyntheticAVVideos):
+        return None
+    return videos.audio(index, start=0.0, duration=videos.duration, sample_rate=sample_rate)
+
+
 def export_synthetic(
     spec: SyntheticDataSpec,
     root: Path,
@@ -241,21 +267,8 @@ def export_synthetic(
     """
     val_clips = max(1, clips // 4) if val_clips is None else val_clips
     _check(clips, val_clips, size, fps)
-    classes = spec.classes if classes is None else classes
-    if not 2 <= classes <= spec.classes:
-        raise SpecError(
-            f"must be between 2 and {spec.classes} (the benchmark's classes), got {classes}",
-            path=("--classes",),
-            file="<command line>",
-        )
+    classes = _check_classes(spec, spec.classes if classes is None else classes)
     sound = spec.sound
-    if sound and classes % 2:
-        raise SpecError(
-            f"must be even for the audio-visual benchmark (its classes come in pairs), "
-            f"got {classes}",
-            path=("--classes",),
-            file="<command line>",
-        )
     codec = get_video_codec()
     audio_codec, suffix = get_audio_codec() if sound else (None, ".mp4")
     root = root.expanduser()
@@ -275,23 +288,10 @@ def export_synthetic(
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 index = i * classes + label
-                path = folder / f"{name}_{i:04d}{suffix}"
-                frames = videos.render(index, every, size)
-                if not isinstance(videos, SyntheticAVVideos) or audio_codec is None:
-                    write_clip(path, frames, codec=codec, fps=fps)
-                    continue
-                audio = videos.audio(
-                    index, start=0.0, duration=videos.duration, sample_rate=sample_rate
-                )
-                write_clip(
-                    path,
-                    frames,
-                    codec=codec,
-                    fps=fps,
-                    audio=audio,
-                    sample_rate=sample_rate,
-                    audio_codec=audio_codec,
-                )
+                audio = _sound_track(videos, index, sample_rate) if audio_codec else None
+                write_clip(folder / f"{name}_{i:04d}{suffix}", videos.render(index, every, size),
+                           codec=codec, fps=fps, audio=audio, sample_rate=sample_rate,
+                           audio_codec=audio_codec or "aac")  # fmt: skip
     videos_written = {split: n * classes for split, n in counts.items()}
     return ExportSummary(
         root,

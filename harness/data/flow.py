@@ -12,13 +12,12 @@ A video's flow is computed once, for all of its frames, and kept in ``cache_dir`
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from harness.data._io import save_array
+from harness.data._io import cache_file, save_array
 from harness.registry import Registry
 
 __all__ = [
@@ -102,12 +101,6 @@ def quantize_flow(flow: np.ndarray) -> np.ndarray:
     return np.round((clipped + FLOW_BOUND) * (255.0 / (2 * FLOW_BOUND))).astype(np.uint8)
 
 
-def _cache_file(path: Path, algorithm: str, short_side: int | None, cache_dir: Path) -> Path:
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{algorithm}|{short_side}"
-    return cache_dir / "flow" / f"{hashlib.sha1(key.encode()).hexdigest()}.npy"
-
-
 def load_flow(
     path: str | Path,
     indices: np.ndarray,
@@ -131,7 +124,7 @@ def load_flow(
         short_side: the frame scale the flow is computed at (part of the cache key).
         cache_dir: where cached flow lives.
     """
-    target = _cache_file(Path(path), algorithm, short_side, cache_dir)
+    target = cache_file(Path(path), "flow", algorithm, short_side, cache_dir=cache_dir)
     if not target.is_file():
         frames = read_frames(np.arange(num_frames))
         save_array(quantize_flow(compute_flow(frames, algorithm)), target)

@@ -23,13 +23,10 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 
@@ -44,6 +41,7 @@ from harness.spec import (
     error_path,
     load_yaml_file,
 )
+from harness.spec._types import LateKeys
 
 __all__ = [
     "AUDIO_VISUAL",
@@ -65,23 +63,11 @@ Triple = tuple[Number, Number, Number]
 _Positive = Annotated[Number, Field(gt=0)]
 
 
-class _Node(BaseModel):
+class _Node(LateKeys):
+    """A data-spec node; its ``late_keys`` stay out of dumps at their defaults, and so out
+    of a run's identity (which holds the dumped data spec): earlier runs still resume."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    # Keys added after runs were stored: a dump (and so a run's identity, which holds the
-    # dumped data spec) leaves each out while it holds its default, so that earlier runs
-    # still resume (as harness.spec's Node does for the model spec).
-    late_keys: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _leave_out_late_defaults(self, handler: SerializerFunctionWrapHandler) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            fields = type(self).model_fields
-            for key in self.late_keys & data.keys():
-                if getattr(self, key) == fields[key].default:
-                    del data[key]
-        return data
 
 
 class _DataBase(_Node):

@@ -254,11 +254,13 @@ def _evaluate_spec(
 ) -> str:
     """Measure (cached), judge against the budgets in force, then reuse or train."""
     space = ctx.space
+    row.update(describe_candidate(space, spec))  # NOTE: before costing: a failure names it
     request = CostRequest.for_training(config, classes=ctx.classes)
     costed = cost_candidate(spec, space, request)
-    spec, costs, verdict = costed.spec, costed.costs, costed.verdict  # NOTE: same spec hash
+    if costed.spec is not spec:  # checkpointed by the retry: the same hash, another setting
+        row.update(describe_candidate(space, costed.spec))
+    spec, costs, verdict = costed.spec, costed.costs, costed.verdict
     row["checkpoint_retried"] = costed.retried
-    row.update(describe_candidate(space, spec))
     row.update(costs.columns())
     row.update(
         constraints=verdict.constraints,

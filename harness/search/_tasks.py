@@ -7,7 +7,8 @@ A trial samples, costs, judges and tells the same way for both tasks
 - how it trains and what that measures: a recognizer by :func:`harness.train.train`
   (``top1``, ``top5``, ``mean_class_acc``), a localizer by
   :func:`harness.localization.fit.fit_localizer` on the space's features (``average_mAP``,
-  ``mAP_50``), both reporting every epoch to the same callback (pruning, halving).
+  ``mAP_50``), both reporting to the same callback (pruning, halving): a recognizer every
+  epoch, a localizer after the epochs the search reads (scoring it is slower than an epoch).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "Outcome",
     "describe_candidate",
     "features_folder",
+    "load_space_data",
     "protocol_key",
     "train_candidate",
 ]

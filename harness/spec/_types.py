@@ -20,6 +20,7 @@ __all__ = [
     "Integer",
     "KernelPattern",
     "KernelTriple",
+    "LateKeys",
     "Node",
     "Norm",
     "NotBool",
@@ -32,14 +33,11 @@ __all__ = [
 ]
 
 
-class Node(BaseModel):
-    """Base of every spec node: immutable, unknown keys rejected."""
+class LateKeys(BaseModel):
+    """A model whose ``late_keys``, keys added after its dumps were stored (and hashed, or
+    kept as a run's identity), are left out of a dump while they hold their default: every
+    earlier hash, cached cost, results row and run stays valid."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    # Keys added to the language after specs were stored and hashed: a dump (and so the
-    # spec hash) leaves each out while it holds its default, so every earlier hash, cached
-    # cost and results row stays valid. ``tests/spec/test_hash.py`` pins the zoo's hashes.
     late_keys: ClassVar[frozenset[str]] = frozenset()
 
     @model_serializer(mode="wrap")
@@ -51,6 +49,13 @@ class Node(BaseModel):
                 if getattr(self, key) == fields[key].default:
                     del data[key]
         return data
+
+
+class Node(LateKeys):
+    """Base of every spec node: immutable, unknown keys rejected; ``late_keys`` (see
+    :class:`LateKeys`) keep the zoo's hashes (tests/compiler/test_audio_visual.py pins them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 def _triple(value: Any) -> Any:

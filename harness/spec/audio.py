@@ -28,6 +28,7 @@ from pydantic import Discriminator, Field, Tag
 
 from harness.errors import SpecError
 from harness.spec._types import Integer, Node, Number, OddInt, PositiveFloat, PositiveInt
+from harness.spec.attention import PatchStemSpec
 from harness.spec.pathways import Connection, InputSpec, LateralSpec
 
 __all__ = [
@@ -177,7 +178,7 @@ def _check_audio_pathway(spec: Any, pathway: Any, path: KeyPath) -> None:
             "frames and mels",
             path=(*path, "input"),
         )
-    if getattr(pathway.stem, "type", None) == "patch":
+    if isinstance(pathway.stem, PatchStemSpec):
         raise SpecError(
             "an audio pathway needs a conv stem (its maps are time x 1 x frequency)",
             path=(*path, "stem", "type"),

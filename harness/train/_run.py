@@ -16,7 +16,7 @@ from torch import nn
 from harness.compiler import build_model
 from harness.data import ClipDataset, create_dataset, create_loader, load_data_spec, subset_indices
 from harness.data.audio import AudioSettings
-from harness.data.dataset import locate_data_error
+from harness.data.dataset import AUDIO_INPUT, locate_data_error
 from harness.data.spec import SyntheticDataSpec, VideoDataSpec
 from harness.errors import HarnessError, SpecError
 from harness.spec import ModelSpec, error_message, load_spec, locate, realise, spec_hash
@@ -35,10 +35,7 @@ from harness.train.distributed import DistContext
 from harness.train.evaluate import EvalResult, evaluate
 from harness.train.optim import create_optimizer
 
-AUDIO_INPUT = "audio"  # the name the data gives a clip's spectrogram (harness.data.dataset)
-
 __all__ = [
-    "AUDIO_INPUT",
     "Run",
     "audio_settings",
     "create_run",

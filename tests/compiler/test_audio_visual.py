@@ -217,3 +217,10 @@ def test_one_pathway_cannot_read_audio_and_video(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="lists 'pathways'") as info:
         load_spec(path)
     assert info.value.path == ("inputs",)
+
+
+def test_an_audio_pathway_needs_a_conv_stem() -> None:
+    patch = {"type": "patch", "width": 16, "patch": [2, 4, 4]}
+    with pytest.raises(SpecError, match="needs a conv stem") as info:
+        load_spec("tiny_av", **{"pathways.1.stem": patch})
+    assert info.value.path == ("pathways", 1, "stem", "type")

@@ -224,3 +224,19 @@ def test_a_space_over_head_kinds_scores_proposals_class_agnostically(
     table = result.table.set_index("trial")
     assert list(table["family"]) == ["base:bmn", "base:conv+anchor_free"]
     assert (table["state"] == "complete").all() and table["average_mAP"].notna().all()
+
+
+def test_a_candidate_the_compiler_rejects_is_a_failed_row_that_names_it(
+    loc_space, tmp_path: Path
+) -> None:
+    loc_space()
+    path = tmp_path / "groups.yaml"
+    groups = "  head.groups: {type: categorical, choices: [4, 3], when: {head.type: bmn}}\n"
+    path.write_text(HEAD_KINDS.replace("name: kinds", "name: groups") + groups)
+    bad = {"head.type": "bmn", "neck": None, "head.width_3d": 16, "head.width_2d": 8,
+           "head.samples": 4, "head.groups": 3}  # fmt: skip
+    result = evaluate_candidates(load_space(path), [bad], study="groups",
+                                 results_dir=tmp_path / "results")  # fmt: skip
+    row = result.table.iloc[0]
+    assert row["state"] == "failed" and "groups must divide" in row["reason"]
+    assert row["family"] == "base:bmn" and len(row["spec_hash"]) == 64  # it says which one
