@@ -485,13 +485,17 @@ def recover_interrupted(study: optuna.Study) -> list[int]:
     host = socket.gethostname()
     grace = _seconds("HARNESS_GRACE_SECONDS", GRACE_SECONDS)
     recovered = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # RDB storages: Optuna's heartbeats
+    # NOTE: our checks first: a dead worker on this host is known at once, and its trial is
+    # marked interrupted; Optuna's stale-heartbeat sweep (which marks nothing) then takes
+    # only what they cannot judge. The other order raced under load (a survivor busy for
+    # longer than the grace let Optuna's sweep take a trial our process check knew).
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = _why_dead(trial, host=host, grace=grace)
         if reason is not None and requeue(study, trial, reason):
             recovered.append(trial.number)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # RDB storages: Optuna's heartbeats
     return recovered
 
 
