@@ -332,6 +332,7 @@ class SearchSpace(_Node):
     tied: dict[str, str] = Field(default_factory=dict)  # key path -> parameter it copies
     _doc: Document | None = PrivateAttr(default=None)
     _cli_budgets: set[str] = PrivateAttr(default_factory=set)  # budgets given by --budget
+    _task: Task | None = PrivateAttr(default=None)  # read from the base once (see task)
 
     @model_validator(mode="before")
     @classmethod
@@ -373,8 +374,10 @@ class SearchSpace(_Node):
     @property
     def task(self) -> Task:
         """What the candidates do: ``localization`` for a localization base, else
-        ``recognition``."""
-        return "localization" if is_localization_ref(self.base) else "recognition"
+        ``recognition`` (read from the base file once: every trial and draw asks)."""
+        if self._task is None:
+            self._task = "localization" if is_localization_ref(self.base) else "recognition"
+        return self._task
 
     def metrics(self) -> dict[str, Literal["maximize"]]:
         """What a trial of this space measures by training (its task's metrics)."""

@@ -240,3 +240,17 @@ def test_a_candidate_the_compiler_rejects_is_a_failed_row_that_names_it(
     row = result.table.iloc[0]
     assert row["state"] == "failed" and "groups must divide" in row["reason"]
     assert row["family"] == "base:bmn" and len(row["spec_hash"]) == 64  # it says which one
+
+
+def test_the_task_is_read_from_the_base_once(loc_space, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.search.space as space_module
+
+    space = load_space(loc_space())
+    reads: list[str] = []
+    original = space_module.is_localization_ref
+    monkeypatch.setattr(space_module, "is_localization_ref",
+                        lambda ref: reads.append(str(ref)) or original(ref))  # fmt: skip
+    for width in (16, 32, 64) * 10:  # as the feasibility scan and the trials ask
+        assert space.create_spec({"neck.width": width}).neck is not None
+    assert space.task == "localization" and reads == []
+    assert space.with_budgets({"gflops": 1.0}).task == "localization" and reads == []
